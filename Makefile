@@ -1,0 +1,30 @@
+# CPU environment (.venv at the repo root) and the two quick-start commands.
+# OpenRLHF 0.11.2 is installed for real, with --no-deps because its wheel hard-pins the CUDA-only
+# flash-attn; its other requirements come from requirements/openrlhf-cpu.txt. torch is pinned
+# first (requirements/constraints.txt): an unpinned torch pulls a multi-GB CUDA build.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test env clean
+
+demo: $(STAMP)
+	$(PY) -m openrlhf_nsr.demo
+
+test: $(STAMP)
+	$(PY) -m pytest tests
+
+env: $(STAMP)
+
+$(STAMP): setup.py requirements/constraints.txt requirements/openrlhf-cpu.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -c requirements/constraints.txt torch
+	$(PIP) install -c requirements/constraints.txt -r requirements/openrlhf-cpu.txt
+	$(PIP) install --no-deps openrlhf==0.11.2
+	$(PIP) install -c requirements/constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,21 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="openrlhf-nsr",
+    version="0.1.0",
+    description=(
+        "PSR / NSR / W-REINFORCE (Zhu et al., 'The Surprising Effectiveness of Negative Reinforcement in "
+        "LLM Reasoning', arXiv 2506.01347) for OpenRLHF 0.11.x"
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["openrlhf_nsr", "openrlhf_nsr.*"]),
+    python_requires=">=3.10",
+    # OpenRLHF is not a hard requirement: its wheel hard-pins the CUDA-only flash-attn.
+    install_requires=["torch>=2.1"],
+    extras_require={
+        # GPU cluster: OpenRLHF with vLLM (see README "Install on a GPU cluster").
+        "openrlhf": ["openrlhf[vllm]==0.11.2"],
+        "test": ["pytest>=8"],
+    },
+)

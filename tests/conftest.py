@@ -1,0 +1,21 @@
+"""Test setup: the real OpenRLHF 0.11.2 on CPU, with import stubs for flash_attn and vllm only.
+
+The openrlhf wheel installs a top-level ``tests`` package into site-packages, so nothing here
+imports ``tests.*``; helpers live in modules next to this file (this folder is on sys.path).
+"""
+
+import os
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+GPU_STUBS = HERE / "gpu_stubs"
+REPO = HERE.parent
+SHARED_DATA = REPO.parent / "shared" / "data" / "paper"
+
+sys.path.insert(0, str(GPU_STUBS))
+# Subprocesses and Ray workers started by the tests find the stubs and this checkout the same way.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(GPU_STUBS), str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+)
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
