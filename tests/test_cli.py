@@ -1,0 +1,150 @@
+"""The wrapper CLI: OpenRLHF 0.11.2's real parser plus our estimators, flags and checks."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import openrlhf_nsr.openrlhf_patch as openrlhf_patch
+from openrlhf_nsr import train_ppo_ray
+
+BASE = ["--actor.model_name_or_path", "/models/policy", "--reward.remote_url", "/rewards/math.py"]
+
+
+def dry_run(capsys, *flags):
+    assert train_ppo_ray.main(BASE + list(flags) + ["--dry_run"]) == 0
+    out = capsys.readouterr().out
+    config = json.loads(out[out.index("{") :])
+    return config, out
+
+
+def test_nsr_is_accepted_and_kl_defaults_to_zero_with_a_notice(capsys):
+    config, out = dry_run(capsys, "--algo.advantage.estimator", "nsr")
+    assert config["algo"]["advantage"]["estimator"] == "nsr"
+    assert config["algo"]["advantage"]["ignored_samples"] == "drop"
+    assert config["algo"]["advantage"]["w_reinforce_lambda"] is None
+    assert config["algo"]["kl"]["init_coef"] == 0.0
+    assert "--algo.kl.init_coef not given, using 0" in out
+    assert config["critic"]["model_name_or_path"] is None  # OpenRLHF's own post-processing ran
+
+
+def test_an_explicit_kl_coefficient_is_honoured_silently(capsys):
+    config, out = dry_run(capsys, "--algo.advantage.estimator", "psr", "--algo.kl.init_coef", "0.001")
+    assert config["algo"]["kl"]["init_coef"] == 0.001
+    assert "not given" not in out
+
+
+@pytest.mark.parametrize("flags,lam", [([], 0.1), (["--algo.advantage.w_reinforce_lambda", "1"], 1.0)])
+def test_w_reinforce_lambda_defaults_to_the_papers_value_and_one_is_reachable(capsys, flags, lam):
+    config, _ = dry_run(capsys, "--algo.advantage.estimator", "w_reinforce", *flags)
+    assert config["algo"]["advantage"]["w_reinforce_lambda"] == lam
+    assert config["algo"]["advantage"]["ignored_samples"] is None
+
+
+def test_zero_mode_is_reachable(capsys):
+    config, _ = dry_run(capsys, "--algo.advantage.estimator", "psr", "--algo.advantage.ignored_samples", "zero")
+    assert config["algo"]["advantage"]["ignored_samples"] == "zero"
+
+
+def test_builtin_estimators_keep_openrlhfs_defaults(capsys):
+    config, out = dry_run(capsys, "--algo.advantage.estimator", "group_norm", "--rollout.n_samples_per_prompt", "8")
+    assert config["algo"]["kl"]["init_coef"] == 0.01  # OpenRLHF 0.11.2's default
+    assert "[openrlhf_nsr] --algo" not in out
+
+
+def test_a_full_paper_style_command_parses_with_every_kind_of_openrlhf_flag(capsys):
+    flags = [
+        "--algo.advantage.estimator", "nsr",
+        "--ref.num_nodes", "1", "--actor.num_gpus_per_node", "8", "--vllm.num_engines", "8",
+        "--vllm.tensor_parallel_size", "1", "--train.colocate_all", "--vllm.gpu_memory_utilization", "0.6",
+        "--vllm.enable_sleep", "--ds.zero_stage", "3", "--ds.packing_samples", "--actor.gradient_checkpointing_enable",
+        "--rollout.batch_size", "1024", "--rollout.n_samples_per_prompt", "8", "--train.batch_size", "2048",
+        "--rollout.max_new_tokens", "3072", "--rollout.temperature", "1.0", "--actor.adam.lr", "1e-6",
+        "--actor.eps_clip", "0.2", "--actor.entropy_coef", "1e-4", "--data.label_key", "answer",
+        "--data.input_key", "prompt", "--train.max_epochs", "1", "--ckpt.save_steps", "7",
+    ]  # fmt: skip
+    config, _ = dry_run(capsys, *flags)
+    assert config["rollout"]["batch_size"] == 1024 and config["actor"]["entropy_coef"] == 1e-4
+    assert config["ds"]["attn_implementation"] == "flash_attention_2"  # OpenRLHF's packing fix-up ran
+
+
+def test_async_mode_is_accepted(capsys):
+    config, _ = dry_run(capsys, "--algo.advantage.estimator", "nsr", "--train.async_enable", "--vllm.num_engines", "4")
+    assert config["train"]["async_enable"] is True
+
+
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--algo.advantage.estimator", "nsr", "--algo.dynamic_filtering_enable"], "dynamic_filtering_enable removes"),
+        (["--algo.advantage.estimator", "w_reinforce", "--algo.dynamic_filtering_enable"], "defeats"),
+        (["--algo.advantage.estimator", "w_reinforce", "--algo.advantage.w_reinforce_lambda", "-0.1"], ">= 0"),
+        (["--algo.advantage.estimator", "nsr", "--algo.advantage.w_reinforce_lambda", "0.1"], "only applies to"),
+        (["--algo.advantage.estimator", "group_norm", "--algo.advantage.w_reinforce_lambda", "0.1"], "only applies"),
+        (["--algo.advantage.estimator", "w_reinforce", "--algo.advantage.ignored_samples", "zero"], "nothing to drop"),
+        (["--algo.advantage.estimator", "gae", "--algo.advantage.ignored_samples", "drop"], "only applies to"),
+        (["--algo.advantage.estimator", "nsr", "--algo.advantage.gamma", "0.99"], "constant advantage"),
+        (["--algo.advantage.estimator", "psr", "--reward.overlong_buffer_len", "512"], "length penalties"),
+        (["--algo.advantage.estimator", "nrs"], "invalid choice"),
+    ],
+)
+def test_bad_combinations_are_refused_with_a_reason_and_a_fix(capsys, flags, message):
+    with pytest.raises(SystemExit) as exit_info:
+        train_ppo_ray.main(BASE + flags + ["--dry_run"])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+class _StopAtRayInit(Exception):
+    pass
+
+
+def test_ray_init_gets_the_worker_setup_hook_next_to_openrlhfs_env_vars(monkeypatch):
+    import ray
+
+    calls = []
+
+    def fake_init(*args, **kwargs):
+        calls.append(kwargs)
+        raise _StopAtRayInit
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", fake_init)
+    with pytest.raises(_StopAtRayInit):
+        train_ppo_ray.main(BASE + ["--algo.advantage.estimator", "nsr"])
+    runtime_env = calls[0]["runtime_env"]
+    assert runtime_env["worker_process_setup_hook"] == openrlhf_patch.SETUP_HOOK
+    assert "TOKENIZERS_PARALLELISM" in runtime_env["env_vars"]
+    assert ray.init is fake_init  # the wrapper's hooks are gone after the run
+
+
+def test_an_unsupported_openrlhf_version_fails_at_start_naming_the_supported_one(monkeypatch, capsys):
+    monkeypatch.setattr(openrlhf_patch.importlib.metadata, "version", lambda name: "0.12.0")
+    assert train_ppo_ray.main(BASE + ["--algo.advantage.estimator", "nsr", "--dry_run"]) == 2
+    err = capsys.readouterr().err
+    assert "supports OpenRLHF 0.11.x" in err and "found 0.12.0" in err
+
+
+def test_a_conflicting_setup_hook_is_refused_clearly():
+    with pytest.raises(ValueError, match="worker_process_setup_hook"):
+        openrlhf_patch.with_setup_hook({"worker_process_setup_hook": "mine.setup"})
+    assert openrlhf_patch.with_setup_hook(None) == {"worker_process_setup_hook": openrlhf_patch.SETUP_HOOK}
+
+
+def _run(module, *flags):
+    return subprocess.run([sys.executable, "-m", module, *BASE, *flags], capture_output=True, text=True, timeout=300)
+
+
+def test_the_module_entry_point_runs_as_python_dash_m():
+    result = _run("openrlhf_nsr.train_ppo_ray", "--algo.advantage.estimator", "w_reinforce", "--dry_run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert '"w_reinforce_lambda": 0.1' in result.stdout
+
+
+def test_plain_openrlhf_cli_is_left_untouched():
+    result = _run("openrlhf.cli.train_ppo_ray", "--algo.advantage.estimator", "nsr")
+    assert result.returncode == 2
+    assert "invalid choice: 'nsr'" in result.stderr
+    help_text = _run("openrlhf.cli.train_ppo_ray", "--help").stdout
+    assert "--algo.advantage.estimator" in help_text and "w_reinforce" not in help_text
