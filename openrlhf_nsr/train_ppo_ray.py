@@ -5,6 +5,7 @@
         [--algo.advantage.w_reinforce_lambda 0.1] # w_reinforce only (default 0.1)
         [--algo.advantage.ignored_samples drop]   # psr / nsr only: drop (default) | zero
         [--dry_run]                               # parse + validate, print the config, exit 0
+        [--reward.remote_url math_verify]         # the package's math reward (openrlhf_nsr/reward.py)
 
 Also works as the entrypoint of ``ray job submit ... -- python -m openrlhf_nsr.train_ppo_ray ...``.
 
@@ -32,6 +33,9 @@ ESTIMATOR = "algo.advantage.estimator"
 LAMBDA = "algo.advantage.w_reinforce_lambda"
 IGNORED = "algo.advantage.ignored_samples"
 KL_COEF = "algo.kl.init_coef"
+REMOTE_URL = "reward.remote_url"
+# --reward.remote_url names resolved to the reward files this package installs.
+BUILTIN_REWARDS = {"math_verify": "openrlhf_nsr.reward"}
 LOG_PREFIX = "[openrlhf_nsr]"
 
 
@@ -75,8 +79,22 @@ def extend_parser(parser: argparse.ArgumentParser) -> float:
     return kl_default
 
 
+def resolve_reward_urls(urls: Optional[str]) -> Optional[str]:
+    """``math_verify`` -> the path of the installed reward file; anything else is left as is."""
+    if not urls:
+        return urls
+    import importlib.util
+
+    def resolve(url):
+        module = BUILTIN_REWARDS.get(url.strip())
+        return importlib.util.find_spec(module).origin if module else url
+
+    return ",".join(resolve(url) for url in urls.split(","))
+
+
 def finalize_args(parser: argparse.ArgumentParser, args: argparse.Namespace, kl_default: float) -> None:
     """Validate our flags against the estimator and fill their defaults (flat, dotted namespace)."""
+    setattr(args, REMOTE_URL, resolve_reward_urls(getattr(args, REMOTE_URL)))
     name = getattr(args, ESTIMATOR)
     if name not in objectives.objective_names():
         for flag, users in ((LAMBDA, objectives.lambda_objectives()), (IGNORED, objectives.sample_ignoring_objectives())):

@@ -148,3 +148,12 @@ def test_plain_openrlhf_cli_is_left_untouched():
     assert "invalid choice: 'nsr'" in result.stderr
     help_text = _run("openrlhf.cli.train_ppo_ray", "--help").stdout
     assert "--algo.advantage.estimator" in help_text and "w_reinforce" not in help_text
+
+
+def test_math_verify_names_the_installed_reward_file(capsys):
+    import openrlhf_nsr.reward
+
+    config, _ = dry_run(capsys, "--algo.advantage.estimator", "nsr", "--reward.remote_url", "math_verify")
+    assert config["reward"]["remote_url"] == [openrlhf_nsr.reward.__file__]
+    config, _ = dry_run(capsys, "--algo.advantage.estimator", "nsr", "--reward.remote_url", "/my/reward.py")
+    assert config["reward"]["remote_url"] == ["/my/reward.py"]

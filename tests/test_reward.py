@@ -1,0 +1,321 @@
+"""The math reward: extraction, math-verify equivalences, real-data agreement, bounds, processes."""
+
+import asyncio
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pandas as pd
+import pytest
+import torch
+from conftest import SHARED_DATA
+
+from openrlhf_nsr import reward
+from openrlhf_nsr.reward import GraderPool, grade, grade_batch, last_boxed, response_text, reward_func
+
+LIMIT = 2.0  # per-sample wall-clock limit of the test pool
+MARGIN = 1.5  # what a call may take beyond it (kill, bookkeeping)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    pool = GraderPool(workers=2, timeout=LIMIT)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(scope="module")
+def math_test():
+    frame = pd.read_parquet(SHARED_DATA / "math_test.parquet")
+    truth = frame["reward_model"].map(lambda r: r["ground_truth"])
+    return truth.map(lambda t: t["solution"]).tolist(), truth.map(lambda t: t["target"]).tolist()
+
+
+# ── Extraction ──
+
+
+@pytest.mark.parametrize(
+    "text,answer",
+    [
+        ("so \\boxed{42}.", "42"),
+        ("\\boxed{1} then \\boxed{2}", "2"),
+        ("\\boxed{\\frac{\\sqrt{3}}{2}}", "\\frac{\\sqrt{3}}{2}"),
+        ("\\boxed {x^{2}}", "x^{2}"),
+        ("\\boxed{7}<|im_end|><|endoftext|>", "7"),
+        ("\\boxed{<|im_end|>7}", "7"),
+        ("\\boxed{1}" * 5000 + "\\boxed{9}", "9"),
+        (b"\\boxed{3}", "3"),
+        ("no box here, the answer is 5", None),
+        ("\\boxed{}", None),
+        ("\\boxed{3", None),
+        ("\\boxed{" + "x" * (reward.MAX_ANSWER_CHARS + 1) + "}", None),
+        ("\\boxed{1} and an unclosed \\boxed{2", None),
+        (None, None),
+        (12, None),
+    ],
+)
+def test_the_answer_is_the_content_of_the_last_boxed(text, answer):
+    assert last_boxed(text) == answer
+
+
+def test_the_prompt_cannot_supply_the_answer(pool):
+    prompt = "Example: \\boxed{7}. Solve 3 + 4.<|im_start|>assistant\n"
+    assert response_text(prompt + "It is \\boxed{7}", prompt) == "It is \\boxed{7}"
+    assert reward_func([prompt + "I don't know"], [prompt], ["7"])["rewards"].tolist() == [0.0]
+    # a tokenizer round trip that changed the prompt's start: still only the response is graded
+    changed = "Example:  \\boxed{7}. Solve 3 + 4.<|im_start|>assistant\n"
+    assert response_text(changed + "no idea", prompt) == "no idea"
+    assert response_text("\\boxed{7} something else", prompt) == ""
+
+
+# ── Equivalences (they follow math-verify), both directions ──
+
+SHOULD_MATCH = [
+    ("0.5", "\\frac{1}{2}"), ("\\frac{1}{2}", "\\dfrac{1}{2}"), ("\\frac12", "\\tfrac{1}{2}"), ("3", "x=3"),
+    ("30^\\circ", "30"), ("[1,2)", "[1, 2)"), ("\\{1,2,3\\}", "\\{3,2,1\\}"), ("(1,2)", "(1, 2)"),
+    ("50\\%", "50"), ("50\\%", "0.5"), ("\\sqrt{2}/2", "\\frac{\\sqrt{2}}{2}"), ("2\\sqrt{2}", "\\sqrt{8}"),
+    ("1,000", "1000"), ("10", "10.0"), ("x^2+2x+1", "(x+1)^2"), ("\\text{(C)}", "C"), ("a+b", "b+a"),
+]  # fmt: skip
+SHOULD_NOT_MATCH = [
+    ("(1,2]", "[1,2)"), ("(1,2)", "(2,1)"), ("\\pi", "3.14"), ("-1", "1"), ("3", "4"), ("\\infty", "-\\infty"),
+    ("(-\\infty, 2]", "(-\\infty,2)"), ("1/3", "0.333"), ("2", "2.0000001"), ("\\sqrt{3}", "1.732"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("a,b", SHOULD_MATCH)
+def test_equivalent_forms_match_both_ways(a, b, pool):
+    assert grade(f"\\boxed{{{b}}}", a, pool).correct and grade(f"\\boxed{{{a}}}", b, pool).correct
+
+
+@pytest.mark.parametrize("a,b", SHOULD_NOT_MATCH)
+def test_different_answers_do_not_match_either_way(a, b, pool):
+    assert not grade(f"\\boxed{{{b}}}", a, pool).correct and not grade(f"\\boxed{{{a}}}", b, pool).correct
+
+
+# ── Real data: the paper's MATH test set ──
+
+# Reference solutions that do not match their own target, each investigated. The targets of the
+# paper's data were normalised by a string normaliser that dropped \text / \mbox, spaces and units
+# and collapsed the "\\" row separators of matrices to "\" (unparsable LaTeX): data, not grader.
+COLLAPSED_MATRIX_ROWS = "data: pmatrix target with its \\\\ row separators collapsed to \\"
+KNOWN_RESIDUE = {
+    526: "data: target '440{cm}^2' lost \\text", 644: "data: target '19{}43' lost the 'and'",
+    655: "data: target '{June20}' lost \\text and spaces", 1676: "math-verify: '7.2\\%' vs gold '7.2' (\\% dropped)",
+    1714: "data: target '\\frac{\\}{p}i4+2-\\sqrt{2}' mangled", 1863: "data: target '45{units}^2' lost \\text",
+    1901: "data: target '864^2' lost the unit", 1958: "data: target '144^3' lost the unit",
+    1991: "data: target '8\\sqrt{3}{squareinches}' lost \\text", 2269: "solution: boxed answer ends with 'i.'",
+    2465: "data: target '{A,D}' lost \\text", 3123: "data: target '{C,E}' lost \\text",
+    3526: "data: empty target", 3647: "data: target '15^2' lost the unit", 3655: "data: target '12{}13' lost 'and'",
+    3770: "data: target '{1:03PM}' lost \\text", 3845: "math-verify: '111, \\! 111, \\! 111' parsed as a set",
+    3881: "data: target '{4:30p.m.}' lost \\text", 4060: "data: target is a sentence fragment",
+    4134: "data: target '90{square' truncated", 4456: "data: target '{B,E,G}' lost \\text",
+    4457: "data: target '45,135' lost the degrees (parsed as 45135)", 4552: "data: target '{C,F,H}' lost \\text",
+    4631: "data: target '{A,C,F}' lost \\text", 4943: "data: target '7,-2,{}-5' lost 'and'",
+}  # fmt: skip
+
+
+def test_math_reference_solutions_match_their_own_targets(math_test, pool):
+    solutions, targets = math_test
+    verdicts = grade_batch(solutions, targets, pool)
+    agreement = sum(v.correct for v in verdicts) / len(verdicts)
+    mismatches = {i for i, v in enumerate(verdicts) if not v.correct}
+    explained = {i for i in mismatches if i in KNOWN_RESIDUE or "pmatrix" in targets[i]}
+    print(f"MATH test agreement: {agreement:.2%} ({len(verdicts) - len(mismatches)}/{len(verdicts)}); "
+          f"{sum('pmatrix' in targets[i] for i in mismatches)} {COLLAPSED_MATRIX_ROWS}")  # fmt: skip
+    assert mismatches == explained, f"unexplained: {sorted(mismatches - explained)[:20]}"
+    assert not [i for i in KNOWN_RESIDUE if i not in mismatches], "a known residue case now matches: update the list"
+    assert agreement >= 0.98
+    assert not any(v.timed_out for v in verdicts)
+
+
+# Different problems whose answers math-verify equates although they differ: '4' vs '4t' (it
+# strips 't' as a unit of tonnes) and the equation 'x - 3z = 0' vs '0' (it compares the right side).
+KNOWN_FALSE_POSITIVES = {(584, 4101), (4667, 2682)}
+
+
+def test_solutions_graded_against_another_problems_target_almost_never_match(math_test, pool):
+    solutions, targets = math_test
+    n = len(solutions)
+    pairs = [(i, (7 * i + 13) % n) for i in range(n)]
+    pairs = [(i, j) for i, j in pairs if targets[i].replace(" ", "") != targets[j].replace(" ", "")]
+    verdicts = grade_batch([solutions[i] for i, _ in pairs], [targets[j] for _, j in pairs], pool)
+    false_positives = {pair for pair, v in zip(pairs, verdicts) if v.correct}
+    rate = len(false_positives) / len(pairs)
+    print(f"cross-problem false-positive rate: {rate:.3%} ({len(false_positives)}/{len(pairs)})")
+    assert false_positives <= KNOWN_FALSE_POSITIVES and rate < 0.001
+
+
+# ── Bounds: any input, a valid reward within the limit ──
+
+ADVERSARIAL = {
+    "none": None, "empty": "", "int": 123, "float": 3.5, "object": object(), "list": ["\\boxed{3}"],
+    "bytes": b"\\boxed{3}", "invalid_utf8": b"\\boxed{\xff\xfe}", "lone_surrogate": "\\boxed{\ud800}",
+    "megabytes": "x" * 5_000_000 + "\\boxed{3}", "unicode_garbage": "".join(map(chr, range(0x2000, 0x4000))),
+    "many_boxes": "\\boxed{1}" * 20000, "deep_nesting": "\\boxed{" + "{" * 5000 + "}" * 5001,
+    "nested_but_short": "\\boxed{" + "{" * 40 + "1" + "}" * 41, "power_tower": "\\boxed{10^{10^{10}}}",
+    "power_tower_4": "\\boxed{9^{9^{9^{9}}}}", "factorial": "\\boxed{1000000000!}",
+    "frac_spam": "\\boxed{" + "\\frac{1}{" * 30 + "2" + "}" * 30 + "}", "unbalanced": "\\boxed{\\left( 3 }",
+    "code": "\\boxed{__import__('os').system('touch /tmp/openrlhf_nsr_pwned')}", "eval": "\\boxed{eval('1+2')}",
+    "latex_env": "\\boxed{\\begin{array}{c}" + "1\\\\" * 300 + "\\end{array}}",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ADVERSARIAL)
+def test_any_response_gets_a_valid_reward_within_the_limit(name, pool):
+    start = time.monotonic()
+    verdict = grade(ADVERSARIAL[name], "3", pool)
+    elapsed = time.monotonic() - start
+    assert verdict.score in (0.0, 1.0) and elapsed < LIMIT + MARGIN, (verdict, elapsed)
+    if name in ("bytes", "megabytes"):
+        assert verdict.correct
+    if name in ("code", "eval"):
+        assert not verdict.correct and not os.path.exists("/tmp/openrlhf_nsr_pwned")
+
+
+@pytest.mark.parametrize("gold", [None, "", "   ", 5, b"", "\\frac{", "{" * 100])
+def test_an_empty_or_unparsable_gold_scores_zero_and_is_counted(gold, pool):
+    verdict = grade("\\boxed{3}", gold, pool)
+    assert not verdict.correct and verdict.gold_invalid
+
+
+def test_a_gold_without_mathematical_meaning_is_compared_as_a_string_and_counted(pool):
+    # MATH test #1598: math-verify's LaTeX parser rejects the thousands separator in the fraction
+    assert grade("\\boxed{\\frac{12}{5,\\!525}}", "\\frac{12}{5,525}", pool) == (True, "\\frac{12}{5,\\!525}", False, True)
+    assert not grade("\\boxed{\\frac{12}{5525}}", "\\frac{12}{5,525}", pool).correct
+
+
+def test_a_stuck_worker_is_killed_and_replaced(pool):
+    start = time.monotonic()
+    verdict = grade("\\boxed{10^{10^{10^{10}}}}", "7", pool)
+    assert verdict.timed_out and not verdict.correct and time.monotonic() - start < LIMIT + MARGIN
+    assert grade("\\boxed{\\frac{14}{2}}", "7", pool).correct  # the pool still works
+    assert all(w.proc.poll() is None for w in pool._all) and len(pool._all) == pool.workers
+
+
+def test_many_threads_at_once_all_get_valid_rewards(pool):
+    cases = [("\\boxed{%d}" % (i % 7), str(i % 5)) for i in range(300)] + [("\\boxed{9^{9^{9^{9^{9}}}}}", "1")]
+
+    def call(case):
+        out = reward_func([case[0]], [""], [case[1]])
+        return out["rewards"].tolist(), case
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(max_workers=64) as executor:
+        results = list(executor.map(call, cases))
+    for rewards, (response, gold) in results:
+        assert rewards == [float(last_boxed(response) == gold)]
+    assert time.monotonic() - start < 60
+
+
+# ── The OpenRLHF contract ──
+
+
+def test_openrlhf_loads_the_file_and_gets_rewards_of_the_right_shape():
+    from openrlhf.utils.agent import SingleTurnAgentExecutor
+
+    executor = SingleTurnAgentExecutor(reward.__file__)  # loads it by path, as every vLLM actor does
+    prompt = "<|im_start|>user\nWhat is 1/2?<|im_end|>\n<|im_start|>assistant\n"
+    (info,) = asyncio.run(executor._fetch_rewards_via_func([prompt + "It is \\boxed{0.5}"], [prompt], ["\\frac{1}{2}"]))
+    assert torch.tensor([info["rewards"]]).tolist() == [1.0]  # how samples_generator builds Experience.rewards
+    assert torch.tensor([info["scores"]]).shape == (1,)
+    assert {k: v.flatten()[0].item() for k, v in info["extra_logs"].items()} == {
+        "answer_found": 1.0, "grading_timeout": 0.0, "gold_invalid": 0.0,
+    }  # fmt: skip
+
+
+def test_reward_func_never_raises_and_never_returns_none():
+    for args in [(None, None, None), ([1, 2], [None], []), (["\\boxed{1}"] * 3, ["", "", ""], ["1", "2", None])]:
+        out = reward_func(*args)
+        assert out["rewards"] is not None and set(out["rewards"].tolist()) <= {0.0, 1.0}
+    assert reward_func(["\\boxed{1}"] * 3, ["", "", ""], ["1", "2", None])["rewards"].tolist() == [1.0, 0.0, 0.0]
+
+
+def test_the_module_prints_its_path_for_plain_openrlhf():
+    out = subprocess.run([sys.executable, "-m", "openrlhf_nsr.reward"], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == reward.__file__ and importlib.util.find_spec("openrlhf_nsr.reward").origin == reward.__file__
+
+
+# ── Processes ──
+
+_PRINT_WORKERS = (
+    "import json, sys; from openrlhf_nsr.reward import grade, default_pool; grade('\\\\boxed{1}', '1'); "
+    "print(json.dumps([w.proc.pid for w in default_pool()._all]), flush=True); "
+)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie waiting for its reaper counts as gone
+        return stat.read().split(")")[-1].split()[0] != "Z"
+
+
+def _wait_gone(pids, seconds=15):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.1)
+    return not any(_alive(p) for p in pids)
+
+
+def test_no_orphaned_workers_after_the_caller_exits():
+    out = subprocess.run([sys.executable, "-c", _PRINT_WORKERS], capture_output=True, text=True, timeout=120)
+    pids = json.loads(out.stdout.strip().splitlines()[-1])
+    assert pids and _wait_gone(pids)
+
+
+def test_no_orphaned_workers_after_the_caller_is_killed():
+    proc = subprocess.Popen([sys.executable, "-c", _PRINT_WORKERS + "import time; time.sleep(600)"],
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    pids = json.loads(proc.stdout.readline())
+    assert all(_alive(p) for p in pids)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert _wait_gone(pids)
+
+
+def test_grading_works_inside_a_ray_actor_from_worker_threads():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False)
+    try:
+
+        @ray.remote
+        class RolloutActor:  # like a vLLM actor: loads the reward by path, calls it off the main thread
+            def __init__(self, path):
+                spec = importlib.util.spec_from_file_location("reward_func", path)
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                self.reward_func = module.reward_func
+
+            async def rewards(self, cases):
+                calls = [asyncio.to_thread(self.reward_func, [q], [""], [g]) for q, g in cases]
+                return [out["rewards"].tolist() for out in await asyncio.gather(*calls)]
+
+        actor = RolloutActor.remote(reward.__file__)
+        cases = [("\\boxed{\\dfrac{1}{2}}", "0.5"), ("\\boxed{3}", "4"), ("\\boxed{10^{10^{10}}}", "1")] * 4
+        assert ray.get(actor.rewards.remote(cases), timeout=120) == [[1.0], [0.0], [0.0]] * 4
+    finally:
+        ray.shutdown()
+
+
+def test_the_pool_refuses_invalid_settings():
+    with pytest.raises(ValueError, match="workers >= 1 and timeout > 0"):
+        GraderPool(workers=0)
+
+
+def test_concurrent_callers_share_one_default_pool():
+    pools = []
+    threads = [threading.Thread(target=lambda: pools.append(reward.default_pool())) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(p) for p in pools}) == 1
