@@ -54,6 +54,15 @@ MAX_ANSWER_CHARS = 1000
 MAX_BRACE_DEPTH = 32
 CACHE_SIZE = 200_000
 STARTUP_TIMEOUT = 60.0  # a fresh worker imports math-verify / sympy (about 1 s)
+# Graded by every worker before it reports ready: sympy and latex2sympy build much of their
+# machinery lazily, at first use of each kind of expression (up to ~0.4 s a kind).
+WARMUP = [
+    ("6", "40"), ("\\frac{\\sqrt{3}}{2}", "\\frac{\\sqrt3}{2}"), ("\\left( \\frac{5}{3}, -1 \\right)", "(\\frac{5}{3},-1)"),
+    ("\\left[ -\\frac{\\pi}{2}, 1 \\right)", "[-\\frac{\\pi}{2},1)"), ("\\{1, 2\\}", "\\{2,1\\}"), ("x^2+2x+1", "(x+1)^2"),
+    ("30^\\circ", "30"), ("50\\%", "0.5"), ("x = 3", "3"), ("\\text{even}", "{even}"), ("152A_{11}", "152A_{11}"),
+    ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}"), ("2\\sqrt{2}", "\\sqrt{8}"),
+    ("\\infty", "-\\infty"), ("7p+4e", "40"), ("1,000", "1000"), ("3.5", "\\frac{7}{2}"), ("i", "\\sqrt{-1}"),
+]
 _SPECIAL_TOKEN = re.compile(r"<\|[^<>|\s]{1,64}\|>|</?s>")
 _BOXED = re.compile(r"\\boxed\s*\{")
 
@@ -167,7 +176,8 @@ def _worker_main() -> None:  # pragma: no cover - runs in the worker subprocess
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # stray prints from sympy & co. go to stderr, not into the protocol
-    verify_answer("1", "1")  # import math-verify / sympy before saying ready
+    for answer, gold in WARMUP:  # import math-verify / sympy and build their lazy parts first
+        verify_answer(answer, gold)
     if os.getppid() == 1:
         return
     protocol.write("ready\n")
