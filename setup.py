@@ -12,7 +12,8 @@ setup(
     packages=find_packages(include=["openrlhf_nsr", "openrlhf_nsr.*"]),
     python_requires=">=3.10",
     # OpenRLHF is not a hard requirement: its wheel hard-pins the CUDA-only flash-attn.
-    install_requires=["torch>=2.1"],
+    # math-verify: grading semantics depend on its version (tests/test_reward.py lists 0.9's residue).
+    install_requires=["torch>=2.1", "math-verify>=0.9.0,<0.10"],
     extras_require={
         # GPU cluster: OpenRLHF with vLLM (see README "Install on a GPU cluster").
         "openrlhf": ["openrlhf[vllm]==0.11.2"],
