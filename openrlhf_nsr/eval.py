@@ -1,0 +1,367 @@
+"""Evaluate checkpoints the way the paper does (pass@k, paper-spec §3) and compare with its numbers.
+
+    python -m openrlhf_nsr.eval --model Qwen/Qwen2.5-Math-7B --datasets math,aime2025,amc23 \\
+        --template qwen --n 256 --temperature 0.6 --top-p 0.95 --max-tokens 4096 --out runs/base
+    python -m openrlhf_nsr.eval compare runs/base runs/nsr --paper qwen2.5-math-7b
+
+Writes to ``--out``: ``config.json`` (what defines the run), ``samples.jsonl`` (one row per
+sample), ``metrics.json`` (per dataset: pass@k for k = 1, 2, 4, ..., n, entropy, missing answers,
+grading timeouts, the generation config) and ``passk.png``. An interrupted run resumes where it
+stopped (whole problems are appended as they finish); a different config in the same folder is
+refused. Scoring uses the training reward's grader (openrlhf_nsr.reward.grade_batch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import sys
+import zlib
+from collections import defaultdict
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from openrlhf_nsr import data
+from openrlhf_nsr.metrics import default_ks, mean_pass_at_k
+
+PAPER_FILE = Path(__file__).resolve().parents[1] / "benchmarks" / "paper_passk.csv"
+PAPER_MODELS = ("qwen2.5-math-7b", "qwen3-4b")
+# the paper's dataset names -> ours
+PAPER_DATASETS = {"MATH": "math", "AIME 2025": "aime2025", "AMC23": "amc23"}
+
+
+# ── run ──
+
+
+def run_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m openrlhf_nsr.eval", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", required=True, help="hub id or local path of the checkpoint")
+    p.add_argument("--datasets", default="math,aime2025,amc23",
+                   help=f"comma-separated: {', '.join(data.HUB_DATASETS)} (from the hub), or NAME=PATH to a local "
+                   ".parquet / .jsonl (default: math,aime2025,amc23)")  # fmt: skip
+    p.add_argument("--template", default="qwen", help=f"prompt template: {', '.join(data.TEMPLATE_NAMES)} (default qwen)")
+    p.add_argument("--n", type=int, default=256, help="samples per problem (paper: 256 for Qwen2.5-Math-7B, 64 for Qwen3-4B)")
+    p.add_argument("--temperature", type=float, default=0.6)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--top-k", type=int, default=-1, help="-1: off (Qwen3-4B in the paper: 20)")
+    p.add_argument("--max-tokens", type=int, default=4096)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ks", default=None, help="comma-separated k for pass@k (default 1, 2, 4, ..., n)")
+    p.add_argument("--max-problems", type=int, default=None, help="evaluate only the first N problems of each dataset")
+    p.add_argument("--backend", choices=("auto", "vllm", "hf"), default="auto",
+                   help="vllm (GPU) or hf (transformers, CPU-sized models); auto: vllm when CUDA is available")  # fmt: skip
+    p.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm backend")
+    p.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vllm backend")
+    p.add_argument("--batch-size", type=int, default=16, help="hf backend: sequences generated at once")
+    p.add_argument("--out", required=True, type=Path, help="output folder (resumed if it holds the same run)")
+    return p
+
+
+def _validate(parser: argparse.ArgumentParser, args) -> List[int]:
+    try:
+        data.check_template(args.template)
+        for spec in args.datasets.split(","):
+            data.parse_dataset_spec(spec)
+    except ValueError as err:
+        parser.error(str(err))
+    if args.n < 1:
+        parser.error(f"--n must be >= 1, got {args.n}")
+    ks = default_ks(args.n) if args.ks is None else sorted({int(k) for k in args.ks.split(",")})
+    if ks[0] < 1:
+        parser.error(f"--ks must be >= 1, got {args.ks}")
+    if ks[-1] > args.n:
+        parser.error(f"--n {args.n} is smaller than the largest k requested ({ks[-1]}): pass@k needs n >= k")
+    if not 0 < args.top_p <= 1 or args.temperature < 0 or args.max_tokens < 1:
+        parser.error("need 0 < --top-p <= 1, --temperature >= 0 and --max-tokens >= 1")
+    if not os.path.exists(args.model) and (
+        args.model.startswith((".", "/", "~")) or not re.fullmatch(r"[\w.-]+/[\w.-]+", args.model)
+    ):
+        parser.error(f"--model {args.model}: no such local path (and not a hub id like Qwen/Qwen2.5-Math-7B)")
+    return ks
+
+
+def _backend_name(requested: str) -> str:
+    if requested != "auto":
+        return requested
+    import torch
+
+    return "vllm" if torch.cuda.is_available() else "hf"
+
+
+def run(argv: Optional[List[str]] = None) -> int:
+    parser = run_parser()
+    args = parser.parse_args(argv)
+    ks = _validate(parser, args)
+    backend_name = _backend_name(args.backend)
+    config = {
+        "model": args.model,
+        "datasets": args.datasets.split(","),
+        "template": args.template,
+        "n": args.n,
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+        "top_k": args.top_k,
+        "max_tokens": args.max_tokens,
+        "seed": args.seed,
+        "max_problems": args.max_problems,
+        "backend": backend_name,
+    }
+    out = args.out
+    _claim_folder(parser, out, config)
+
+    from openrlhf_nsr.generation import HFBackend, SamplingConfig, VLLMBackend
+    from openrlhf_nsr.reward import grade_batch
+
+    loaded = []
+    for spec in config["datasets"]:
+        try:
+            name, problems = data.load_problems(spec)
+        except (OSError, RuntimeError, ValueError) as err:
+            parser.error(str(err))
+        loaded.append((name, problems[: args.max_problems]))
+
+    done = _load_complete_samples(out / "samples.jsonl", args.n)
+    todo = [(name, p) for name, problems in loaded for p in problems if (name, p.id) not in done]
+    if todo:
+        if backend_name == "vllm":
+            backend = VLLMBackend(args.model, args.tensor_parallel_size, args.seed, None, args.gpu_memory_utilization)
+            chunk = 512
+        else:
+            backend = HFBackend(args.model, batch_size=args.batch_size)
+            chunk = 1
+        sampling = SamplingConfig(args.n, args.temperature, args.top_p, args.top_k, args.max_tokens, args.seed)
+        tokenizer = getattr(backend, "tokenizer", None) or _tokenizer_for_chat(args)
+        _generate_and_grade(backend, sampling, tokenizer, args, todo, chunk, out / "samples.jsonl", grade_batch)
+
+    metrics = compute_metrics(out / "samples.jsonl", [name for name, _ in loaded], ks, config)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    plot_passk({out.name or str(out): metrics}, out / "passk.png")
+    print(format_table({out.name or str(out): metrics}, ks))
+    return 0
+
+
+def _claim_folder(parser, out: Path, config: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    config_file = out / "config.json"
+    if config_file.exists():
+        existing = json.loads(config_file.read_text())
+        if existing != config:
+            diff = {k: (existing.get(k), config.get(k)) for k in set(existing) | set(config) if existing.get(k) != config.get(k)}
+            parser.error(
+                f"--out {out} holds a run with a different config ({', '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in diff.items())}): "
+                "use another --out, or delete the folder to start over"
+            )
+    else:
+        config_file.write_text(json.dumps(config, indent=2))
+
+
+def _tokenizer_for_chat(args):
+    if args.template != data.CHAT_TEMPLATE:
+        return None
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(args.model)
+
+
+def _load_complete_samples(path: Path, n: int) -> Dict:
+    """{(dataset, problem_id): rows} of problems with all n samples; rewrites the file without the rest."""
+    if not path.exists():
+        return {}
+    groups = defaultdict(list)
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by an interruption
+                continue
+            groups[(row["dataset"], row["problem_id"])].append(row)
+    complete = {key: rows for key, rows in groups.items() if len({r["sample_index"] for r in rows}) == n}
+    if len(complete) != len(groups) or sum(map(len, complete.values())) != sum(map(len, groups.values())):
+        tmp = path.with_suffix(".jsonl.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            for rows in complete.values():
+                f.writelines(json.dumps(r) + "\n" for r in rows)
+        tmp.replace(path)
+    return complete
+
+
+def _generate_and_grade(backend, sampling, tokenizer, args, todo, chunk, path: Path, grade_batch) -> None:
+    from tqdm import tqdm
+
+    with open(path, "a", encoding="utf-8") as f, tqdm(total=len(todo), desc="generate + grade", unit="problem") as bar:
+        for start in range(0, len(todo), chunk):
+            batch = todo[start : start + chunk]
+            prompts = [data.apply_template(args.template, p.problem, tokenizer) for _, p in batch]
+            seeds = [args.seed + zlib.crc32(f"{name}/{p.id}".encode()) % 2**31 for name, p in batch]
+            outputs = backend.generate(prompts, sampling, seeds)
+            responses = [s.text for samples in outputs for s in samples]
+            golds = [p.answer for (_, p), samples in zip(batch, outputs) for _ in samples]
+            verdicts = iter(grade_batch(responses, golds))
+            for (name, problem), samples in zip(batch, outputs):
+                rows = []
+                for index, sample in enumerate(samples):
+                    verdict = next(verdicts)
+                    rows.append({
+                        "dataset": name, "problem_id": problem.id, "sample_index": index, "response": sample.text,
+                        "answer": verdict.answer, "gold": problem.answer, "correct": verdict.correct,
+                        "finish_reason": sample.finish_reason, "num_tokens": sample.num_tokens,
+                        "entropy_sum": sample.entropy_sum, "grading_timeout": verdict.timed_out,
+                    })  # fmt: skip
+                f.writelines(json.dumps(r) + "\n" for r in rows)
+            f.flush()
+            bar.update(len(batch))
+
+
+def compute_metrics(path: Path, datasets: List[str], ks: List[int], config: dict) -> dict:
+    groups = defaultdict(lambda: defaultdict(list))
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            groups[row["dataset"]][row["problem_id"]].append(row)
+    metrics = {"config": config, "datasets": {}}
+    for name in datasets:
+        problems = groups.get(name, {})
+        rows = [r for sample_rows in problems.values() for r in sample_rows]
+        entropy = None
+        if rows and all(r["entropy_sum"] is not None for r in rows):
+            tokens = sum(r["num_tokens"] for r in rows)
+            entropy = sum(r["entropy_sum"] for r in rows) / tokens if tokens else None
+        counts = [(len(r), sum(x["correct"] for x in r)) for r in problems.values()]
+        metrics["datasets"][name] = {
+            "num_problems": len(problems),
+            "n": config["n"],
+            "pass_at_k": {str(k): v for k, v in mean_pass_at_k(counts, ks).items()} if counts else {},
+            "entropy": entropy,
+            "missing_answers": sum(r["answer"] is None for r in rows),
+            "grading_timeouts": sum(r["grading_timeout"] for r in rows),
+            "truncated": sum(r["finish_reason"] == "length" for r in rows),
+            "generation": {k: config[k] for k in ("model", "template", "n", "temperature", "top_p", "top_k", "max_tokens", "seed", "backend")},
+        }  # fmt: skip
+    return metrics
+
+
+# ── compare ──
+
+
+def load_paper(model: str, path: Path = PAPER_FILE) -> Dict[str, Dict[str, Dict[str, float]]]:
+    """{method: {dataset: {k: pass@k in [0, 1]}}} of the paper's reference numbers for ``model``."""
+    if model not in PAPER_MODELS:
+        raise ValueError(f"unknown --paper {model!r}; choose one of: {', '.join(PAPER_MODELS)}")
+    table: Dict = defaultdict(lambda: defaultdict(dict))
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            if row["model"] == model:
+                table[row["method"]][PAPER_DATASETS[row["dataset"]]][row["k"]] = float(row["pass_at_k"]) / 100
+    return table
+
+
+def format_table(runs: Dict[str, dict], ks: Optional[List[int]] = None, paper: Optional[dict] = None) -> str:
+    """pass@k in percent, one block per dataset; with ``paper``, its methods and our - paper."""
+    lines = []
+    datasets = list(dict.fromkeys(d for m in runs.values() for d in m["datasets"]))
+    for dataset in datasets:
+        run_ks = [k for m in runs.values() for k in m["datasets"].get(dataset, {}).get("pass_at_k", {})]
+        columns = sorted(set(run_ks), key=int) if ks is None else [str(k) for k in ks]
+        lines.append(f"\n{dataset}")
+        lines.append(f"{'run':<28}" + "".join(f"{'@' + k:>8}" for k in columns) + f"{'entropy':>9}")
+        rows = [(label, m["datasets"].get(dataset, {})) for label, m in runs.items()]
+        for label, m in rows:
+            entropy = m.get("entropy")
+            cells = "".join(f"{100 * m['pass_at_k'][k]:>8.1f}" if k in m.get("pass_at_k", {}) else f"{'-':>8}" for k in columns)
+            lines.append(f"{label:<28}{cells}{entropy if entropy is None else round(entropy, 3)!s:>9}")
+        if paper:
+            for method, by_dataset in paper.items():
+                ref = by_dataset.get(dataset, {})
+                cells = "".join(f"{100 * ref[k]:>8.1f}" if k in ref else f"{'-':>8}" for k in columns)
+                lines.append(f"{'paper ' + method:<28}{cells}")
+            for label, m in rows:
+                method = _paper_method(label, paper)
+                ref = paper.get(method, {}).get(dataset, {}) if method else {}
+                if ref:
+                    ours = m.get("pass_at_k", {})
+                    cells = "".join(
+                        f"{100 * (ours[k] - ref[k]):>+8.1f}" if k in ours and k in ref else f"{'-':>8}" for k in columns
+                    )
+                    lines.append(f"{label + ' - paper ' + method:<28}{cells}")
+    return "\n".join(lines)
+
+
+def _paper_method(label: str, paper: dict) -> Optional[str]:
+    key = re.sub(r"[^a-z0-9]", "", label.lower())
+    return next((m for m in paper if re.sub(r"[^a-z0-9]", "", m.lower()) == key), None)
+
+
+def plot_passk(runs: Dict[str, dict], path: Path, paper: Optional[dict] = None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = list(dict.fromkeys(d for m in runs.values() for d in m["datasets"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 3.6), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        for label, m in runs.items():
+            curve = m["datasets"].get(dataset, {}).get("pass_at_k", {})
+            if curve:
+                ks = sorted(curve, key=int)
+                ax.plot([int(k) for k in ks], [100 * curve[k] for k in ks], marker="o", ms=3, label=label)
+        for method, by_dataset in (paper or {}).items():
+            ref = by_dataset.get(dataset, {})
+            if ref:
+                ks = sorted(ref, key=int)
+                ax.plot([int(k) for k in ks], [100 * ref[k] for k in ks], ls="--", lw=1, label=f"paper {method}")
+        ax.set_xscale("log", base=2)
+        ticks = sorted({int(k) for m in runs.values() for k in m["datasets"].get(dataset, {}).get("pass_at_k", {})}
+                       | {int(k) for by_dataset in (paper or {}).values() for k in by_dataset.get(dataset, {})})  # fmt: skip
+        if ticks:
+            ax.set_xticks(ticks, [str(k) for k in ticks], fontsize=7)
+        ax.set_title(dataset)
+        ax.set_xlabel("k")
+        ax.set_ylabel("pass@k (%)")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def compare(argv: List[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m openrlhf_nsr.eval compare", description="Compare evaluated runs.")
+    p.add_argument("runs", nargs="+", type=Path, help="output folders of python -m openrlhf_nsr.eval")
+    p.add_argument("--labels", default=None, help="comma-separated labels (default: folder names); a label that "
+                   "names a paper method (base, grpo, ppo, psr, nsr, w-reinforce) is diffed against it")  # fmt: skip
+    p.add_argument("--paper", default=None, help=f"add the paper's numbers: {', '.join(PAPER_MODELS)}")
+    p.add_argument("--paper-file", type=Path, default=PAPER_FILE, help=argparse.SUPPRESS)
+    p.add_argument("--out", type=Path, default=Path("compare_passk.png"), help="overlay plot (PNG)")
+    args = p.parse_args(argv)
+    labels = args.labels.split(",") if args.labels else [r.name for r in args.runs]
+    if len(labels) != len(args.runs):
+        p.error(f"{len(labels)} labels for {len(args.runs)} runs")
+    runs = {}
+    for label, folder in zip(labels, args.runs):
+        metrics_file = folder / "metrics.json"
+        if not metrics_file.exists():
+            p.error(f"{folder} has no metrics.json: is it the --out of a finished python -m openrlhf_nsr.eval run?")
+        runs[label] = json.loads(metrics_file.read_text())
+    try:
+        paper = load_paper(args.paper, args.paper_file) if args.paper else None
+    except ValueError as err:
+        p.error(str(err))
+    print(format_table(runs, paper=paper))
+    plot_passk(runs, args.out, paper)
+    print(f"\nplot: {args.out}")
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["compare"]:
+        return compare(argv[1:])
+    return run(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
