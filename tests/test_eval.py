@@ -146,3 +146,23 @@ def test_datasets_load_in_the_papers_layout_and_flat_jsonl(tmp_path):
     flat = tmp_path / "mine.jsonl"
     flat.write_text(json.dumps({"problem": "1+1?", "solution": "so \\boxed{2}"}) + "\n")
     assert data.load_problems(str(flat)) == ("mine", [data.Problem("0", "1+1?", "2")])
+
+
+@pytest.mark.parametrize("script,paper", [("reproduce_table1.sh", "qwen2.5-math-7b"), ("reproduce_figure3.sh", "qwen3-4b")])
+def test_reproduction_scripts_issue_valid_eval_commands(script, paper, tmp_path):
+    import shlex
+    import subprocess
+
+    from conftest import REPO
+
+    env = {"PATH": "/usr/bin:/bin", "DRY_RUN": "1", "OUT_DIR": str(tmp_path / "runs")}
+    out = subprocess.run(["bash", str(REPO / "benchmarks" / script)], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    commands = [shlex.split(line) for line in out.stdout.splitlines()]
+    evals = [c[c.index("-m") + 2 :] for c in commands if c[c.index("-m") + 2] != "compare"]
+    assert len(evals) == {"qwen2.5-math-7b": 6, "qwen3-4b": 5}[paper]
+    for argv in evals:  # every flag is one the harness accepts, and the protocol is the paper's
+        args = evaluation.run_parser().parse_args(argv)
+        assert args.backend == "vllm" and args.datasets == "math,aime2025,amc23"
+        assert (args.n, args.temperature, args.top_p) == ((256, 0.6, 0.95) if paper == "qwen2.5-math-7b" else (64, 0.7, 0.8))
+    assert commands[-1][commands[-1].index("--paper") + 1] == paper
