@@ -13,7 +13,17 @@ setup(
     python_requires=">=3.10",
     # OpenRLHF is not a hard requirement: its wheel hard-pins the CUDA-only flash-attn.
     # math-verify: grading semantics depend on its version (tests/test_reward.py lists 0.9's residue).
-    install_requires=["torch>=2.1", "math-verify>=0.9.0,<0.10"],
+    # pandas / datasets / transformers / matplotlib / tqdm: the evaluation harness (openrlhf_nsr.eval).
+    install_requires=[
+        "torch>=2.1",
+        "math-verify>=0.9.0,<0.10",
+        "pandas",
+        "pyarrow",
+        "datasets",
+        "transformers",
+        "matplotlib",
+        "tqdm",
+    ],
     extras_require={
         # GPU cluster: OpenRLHF with vLLM (see README "Install on a GPU cluster").
         "openrlhf": ["openrlhf[vllm]==0.11.2"],
