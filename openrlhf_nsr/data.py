@@ -5,6 +5,13 @@ from their Hugging Face hub id, or from a local parquet / jsonl file given as ``
 bare path). Rows in the paper's verl layout (``prompt`` = [{"role": "user", "content": problem}],
 ``reward_model.ground_truth.target``) and flat rows (``problem`` / ``question`` and ``answer`` /
 ``target``, or a ``solution`` ending in ``\\boxed{}``) are both read.
+
+Labels (``label="auto"``, the default): when a row carries a reference solution (MATH), the
+content of its last ``\\boxed{}``, else its target / answer. The paper's ``target`` column is a
+string-normalised copy of that answer (spaces, ``\\text{}`` and units removed, and the ``\\\\``
+row separators of matrices collapsed to ``\\``, which no LaTeX parser reads): fine for the
+reference code's string comparison, wrong for math-verify on about 2% of MATH (see
+tests/test_reward.py). ``label="target"`` keeps the column as it is.
 """
 
 from __future__ import annotations
@@ -77,8 +84,13 @@ def parse_dataset_spec(spec: str) -> Tuple[str, Optional[Path]]:
     )
 
 
-def load_problems(spec: str) -> Tuple[str, List[Problem]]:
+LABEL_SOURCES = ("auto", "target")
+
+
+def load_problems(spec: str, label: str = "auto") -> Tuple[str, List[Problem]]:
     """Load a dataset by name (hub) or from a local file; returns (name, problems)."""
+    if label not in LABEL_SOURCES:
+        raise ValueError(f"unknown label source {label!r}; choose one of: {', '.join(LABEL_SOURCES)}")
     name, path = parse_dataset_spec(spec)
     if path is None:
         rows = _load_hub(name)
@@ -93,7 +105,7 @@ def load_problems(spec: str) -> Tuple[str, List[Problem]]:
             rows = [json.loads(line) for line in f if line.strip()]
     else:
         raise ValueError(f"dataset file {path}: expected .parquet or .jsonl")
-    problems = [_to_problem(row, i, name) for i, row in enumerate(rows)]
+    problems = [_to_problem(row, i, name, label) for i, row in enumerate(rows)]
     if not problems:
         raise ValueError(f"dataset {spec!r} has no rows")
     return name, problems
@@ -112,7 +124,7 @@ def _load_hub(name: str) -> List[dict]:
         ) from err
 
 
-def _to_problem(row: dict, index: int, dataset: str) -> Problem:
+def _to_problem(row: dict, index: int, dataset: str, label: str) -> Problem:
     truth = (row.get("reward_model") or {}).get("ground_truth") or {}
     prompt = row.get("prompt")
     if isinstance(prompt, (list, tuple)) or hasattr(prompt, "tolist"):  # verl layout: chat messages
@@ -122,8 +134,9 @@ def _to_problem(row: dict, index: int, dataset: str) -> Problem:
         problem = prompt if isinstance(prompt, str) else None
     problem = problem or row.get("problem") or row.get("question") or truth.get("question")
     answer = truth.get("target", row.get("answer", row.get("target")))
-    if answer is None and (row.get("solution") or truth.get("solution")):
-        answer = last_boxed(row.get("solution") or truth.get("solution"))
+    solution = row.get("solution") or truth.get("solution")
+    if solution and (label == "auto" or answer is None):
+        answer = last_boxed(solution) or answer
     if not isinstance(problem, str) or not problem.strip():
         raise ValueError(f"dataset {dataset!r} row {index}: no problem text (expected prompt / problem / question)")
     if answer is None:

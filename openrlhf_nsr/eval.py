@@ -42,6 +42,9 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--datasets", default="math,aime2025,amc23",
                    help=f"comma-separated: {', '.join(data.HUB_DATASETS)} (from the hub), or NAME=PATH to a local "
                    ".parquet / .jsonl (default: math,aime2025,amc23)")  # fmt: skip
+    p.add_argument("--label", choices=data.LABEL_SOURCES, default="auto",
+                   help="gold answers: auto = the reference solution's boxed answer where there is one (MATH), else "
+                   "the target column; target = the paper's normalised target column as is (see openrlhf_nsr/data.py)")  # fmt: skip
     p.add_argument("--template", default="qwen", help=f"prompt template: {', '.join(data.TEMPLATE_NAMES)} (default qwen)")
     p.add_argument("--n", type=int, default=256, help="samples per problem (paper: 256 for Qwen2.5-Math-7B, 64 for Qwen3-4B)")
     p.add_argument("--temperature", type=float, default=0.6)
@@ -100,6 +103,7 @@ def run(argv: Optional[List[str]] = None) -> int:
         "model": args.model,
         "datasets": args.datasets.split(","),
         "template": args.template,
+        "label": args.label,
         "n": args.n,
         "temperature": args.temperature,
         "top_p": args.top_p,
@@ -118,7 +122,7 @@ def run(argv: Optional[List[str]] = None) -> int:
     loaded = []
     for spec in config["datasets"]:
         try:
-            name, problems = data.load_problems(spec)
+            name, problems = data.load_problems(spec, args.label)
         except (OSError, RuntimeError, ValueError) as err:
             parser.error(str(err))
         loaded.append((name, problems[: args.max_problems]))

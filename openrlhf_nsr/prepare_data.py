@@ -1,0 +1,55 @@
+"""Write the paper's datasets in the format OpenRLHF's prompt dataset reads (jsonl).
+
+    python -m openrlhf_nsr.prepare_data --datasets math_train --template qwen --out data/qwen/train.jsonl
+    python -m openrlhf_nsr.prepare_data --datasets math,aime2025,amc23 --template qwen --out data/qwen/eval.jsonl
+
+One row per problem: ``prompt`` (the paper's template applied, paper-spec §2), ``answer`` (the
+gold answer, see openrlhf_nsr/data.py for where it comes from) and ``datasource`` (the dataset
+name, so OpenRLHF reports eval metrics per dataset). Train with ``--data.input_key prompt
+--data.label_key answer`` and no ``--data.input_template`` / ``--data.apply_chat_template``.
+Datasets by name (hub) or NAME=PATH to a local .parquet / .jsonl, as in the evaluation harness.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from openrlhf_nsr import data
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m openrlhf_nsr.prepare_data", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", default="math_train",
+                        help=f"comma-separated: {', '.join(data.HUB_DATASETS)} or NAME=PATH (default math_train)")  # fmt: skip
+    parser.add_argument("--template", default="qwen", help=f"one of {', '.join(t for t in data.TEMPLATES)}")
+    parser.add_argument("--label", choices=data.LABEL_SOURCES, default="auto", help="see openrlhf_nsr/data.py")
+    parser.add_argument("--out", required=True, type=Path, help="output .jsonl")
+    args = parser.parse_args(argv)
+    if args.template not in data.TEMPLATES:
+        parser.error(f"unknown template {args.template!r}: choose one of {', '.join(data.TEMPLATES)} "
+                     "(the model's own chat template: pass --data.apply_chat_template to OpenRLHF instead)")  # fmt: skip
+    rows, skipped = [], 0
+    for spec in args.datasets.split(","):
+        try:
+            name, problems = data.load_problems(spec, args.label)
+        except (OSError, RuntimeError, ValueError) as err:
+            parser.error(str(err))
+        for problem in problems:
+            if not problem.answer.strip():  # can't be graded: every sample would be a negative one
+                skipped += 1
+                continue
+            rows.append({"prompt": data.apply_template(args.template, problem.problem), "answer": problem.answer,
+                         "datasource": name, "id": problem.id})  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    print(f"wrote {len(rows)} prompts to {args.out} ({skipped} without a gold answer skipped)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+# Shared launcher of the recipes. A recipe (recipes/<model>/<run>.sh) sets RUN and RUN_ARGS and
+# sources its model.sh, which sets the model's settings and sources this file.
+#
+# Environment (all optional):
+#   MODEL_PATH      hub id or local path of the starting model (default: the recipe's model)
+#   DATA_DIR        train.jsonl / eval.jsonl written by `python -m openrlhf_nsr.prepare_data`
+#                   (default data/<template>; written from the hub on first use if missing)
+#   OUTPUT_DIR      checkpoints, final model (default checkpoints/<model>/<run>)
+#   NUM_NODES       nodes (default 1)            GPUS_PER_NODE  GPUs per node (default 8)
+#   RAY_ADDRESS     submit to this Ray cluster with `ray job submit` (default: run here); openrlhf_nsr
+#                   must be installed on every node, DATA_DIR / OUTPUT_DIR on storage they share
+#   RAY_RUNTIME_ENV_JSON  a --runtime-env-json for `ray job submit` (e.g. {"py_modules": [...]})
+#   WANDB_API_KEY   log to wandb (project openrlhf-nsr)
+#   EXTRA_ARGS      more OpenRLHF flags, appended last
+#   DRY_RUN=1       validate the whole command with OpenRLHF 0.11.2's parser and the plugin's checks,
+#                   print the resolved config and exit before Ray starts (no GPU, no data needed)
+#   PYTHON          interpreter (default python)
+set -euo pipefail
+
+NUM_NODES=${NUM_NODES:-1}
+GPUS_PER_NODE=${GPUS_PER_NODE:-8}
+PYTHON=${PYTHON:-python}
+MODEL_PATH=${MODEL_PATH:-$MODEL_DEFAULT}
+DATA_DIR=$(realpath -m "${DATA_DIR:-data/$TEMPLATE}")          # absolute: a Ray job runs elsewhere
+OUTPUT_DIR=$(realpath -m "${OUTPUT_DIR:-checkpoints/$MODEL_NAME/$RUN}")
+GPUS=$((NUM_NODES * GPUS_PER_NODE))
+
+# The paper's training setup (paper-spec §2; reference: TianHongZXY/RLVR-Decomposed,
+# run_qwen2.5-math-7b_psr_nsr.sh and verl/trainer/config/ppo_trainer.yaml), same for every model.
+PAPER_ARGS=(
+  --rollout.batch_size 1024            # §2: 1,024 prompts per rollout batch (data.train_batch_size=1024)
+  --rollout.n_samples_per_prompt 8     # §2: 8 samples per prompt (rollout.n=8)
+  --rollout.temperature 1.0            # §2: sampling temperature 1.0
+  --rollout.top_p 1.0                  # §2: top-p 1.0
+  --train.batch_size 2048              # §2: 256 prompts x 8 = 2,048 samples per optimiser step, 4 per rollout batch (ppo_mini_batch_size=256)
+  --train.max_epochs 1                 # §2: one pass over each rollout batch (ppo_epochs: 1)
+  --actor.adam.lr 1e-6                 # §2: lr 1e-6 (actor.optim.lr=1e-6)
+  --actor.adam.betas 0.9 0.999         # reference: torch AdamW defaults (fsdp_workers.py); OpenRLHF's default is 0.9 0.95
+  --actor.adam.weight_decay 0.01       # reference: weight_decay 1e-2 (fsdp_workers.py); OpenRLHF's default is 0
+  --actor.lr_scheduler constant        # §2: constant lr (OpenRLHF's default is cosine_with_min_lr)
+  --actor.lr_warmup_ratio 0            # reference: no warmup (verl lr_warmup_steps_ratio: 0)
+  --actor.max_norm 1.0                 # §2: gradient clipping 1.0 (grad_clip: 1.0)
+  --actor.eps_clip 0.2                 # §2: PPO clip 0.2 (clip_ratio: 0.2)
+  --actor.entropy_coef 1e-4            # paper text: 1e-4. The reference config's default is 1e-3 (entropy_coeff: 0.001): a discrepancy
+  --train.num_episodes 17              # §2: about 120 steps: 7,500 prompts // 1,024 = 7 rollout batches per pass x 17 = 119 steps
+  --eval.steps 7                       # §2: validation every 7 steps (trainer.test_freq=7)
+  --eval.temperature 0                 # Figure 4a: greedy test accuracy
+  --eval.n_samples_per_prompt 1        # greedy: one sample
+  --ckpt.save_steps 7                  # reference: trainer.save_freq=7
+  --ckpt.save_hf                       # HF checkpoints, for python -m openrlhf_nsr.eval
+  --ckpt.max_num 20                    # keep every checkpoint of a ~120-step run (OpenRLHF's default keeps 3)
+  --reward.remote_url math_verify      # §2: last \boxed{} vs the gold answer, 1 / 0 (openrlhf_nsr/reward.py)
+  --data.input_key prompt              # openrlhf_nsr.prepare_data: the template is already applied
+  --data.label_key answer
+  --train.seed 42                      # OpenRLHF's default seed, explicit
+)
+
+# One node of 8 GPUs: every model and vLLM engine colocated and put to sleep in turn. More nodes:
+# NUM_NODES scales actors and engines together (colocate_all needs engines x TP = actor GPUs).
+ENGINE_ARGS=(
+  --actor.num_nodes "$NUM_NODES" --actor.num_gpus_per_node "$GPUS_PER_NODE"
+  --ref.num_nodes "$NUM_NODES" --ref.num_gpus_per_node "$GPUS_PER_NODE"
+  --critic.num_nodes "$NUM_NODES" --critic.num_gpus_per_node "$GPUS_PER_NODE"
+  --vllm.num_engines $((GPUS / VLLM_TP)) --vllm.tensor_parallel_size "$VLLM_TP"
+  --train.colocate_all --vllm.enable_sleep --ds.enable_sleep
+  --vllm.gpu_memory_utilization 0.6    # room for the sleeping DeepSpeed states
+  --ds.zero_stage 3 --ds.param_dtype bf16
+  --actor.gradient_checkpointing_enable
+  --ds.packing_samples                 # flash-attention varlen packing, no padding
+  --train.dynamic_batch_enable         # micro-batches by tokens (reference: use_dynamic_bsz=True)
+  --train.max_tokens_per_gpu "$TRAIN_TOKENS_PER_GPU"
+  --rollout.max_tokens_per_gpu "$ROLLOUT_TOKENS_PER_GPU"
+)
+
+ARGS=(
+  --actor.model_name_or_path "$MODEL_PATH"
+  --data.prompt_dataset "$DATA_DIR/train.jsonl"
+  --eval.dataset "$DATA_DIR/eval.jsonl"
+  --ckpt.path "$OUTPUT_DIR/ckpt" --ckpt.output_dir "$OUTPUT_DIR/final"
+  "${PAPER_ARGS[@]}" "${MODEL_ARGS[@]}" "${ENGINE_ARGS[@]}" "${RUN_ARGS[@]}"
+)
+if [ -n "${WANDB_API_KEY:-}" ]; then
+  ARGS+=(--logger.wandb.key "$WANDB_API_KEY" --logger.wandb.project openrlhf-nsr --logger.wandb.run_name "$MODEL_NAME-$RUN")
+fi
+# shellcheck disable=SC2206
+ARGS+=(${EXTRA_ARGS:-})
+
+if [ "${DRY_RUN:-0}" = 1 ]; then
+  exec "$PYTHON" -m openrlhf_nsr.train_ppo_ray "${ARGS[@]}" --dry_run
+fi
+if [ ! -f "$DATA_DIR/train.jsonl" ]; then
+  "$PYTHON" -m openrlhf_nsr.prepare_data --datasets math_train --template "$TEMPLATE" --out "$DATA_DIR/train.jsonl"
+  "$PYTHON" -m openrlhf_nsr.prepare_data --datasets math,aime2025,amc23 --template "$TEMPLATE" --out "$DATA_DIR/eval.jsonl"
+fi
+mkdir -p "$OUTPUT_DIR"
+if [ -n "${RAY_ADDRESS:-}" ]; then
+  exec ray job submit --address "$RAY_ADDRESS" ${RAY_RUNTIME_ENV_JSON:+--runtime-env-json "$RAY_RUNTIME_ENV_JSON"} \
+    -- "$PYTHON" -m openrlhf_nsr.train_ppo_ray "${ARGS[@]}"
+fi
+exec "$PYTHON" -m openrlhf_nsr.train_ppo_ray "${ARGS[@]}"

@@ -1,0 +1,7 @@
+# GRPO baseline (paper §2): (r - group mean) / group std over the 8 samples, KL loss (k3) 1e-3.
+RUN_ARGS=(
+  --algo.advantage.estimator group_norm  # §2: group normalisation. OpenRLHF divides by (std + 1e-9), the paper by (std + 1e-6)
+  --algo.kl.use_loss                     # §2: KL as a loss (actor.use_kl_loss=True)
+  --algo.kl.init_coef 1e-3               # §2: KL coefficient 1e-3 (kl_loss_coef=0.001)
+  --algo.kl.estimator k3                 # §2: k3 (kl_loss_type=low_var_kl)
+)

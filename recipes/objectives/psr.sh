@@ -1,0 +1,6 @@
+# PSR (paper §1): learn only from correct samples, advantage +1.
+RUN_ARGS=(
+  --algo.advantage.estimator psr
+  --algo.advantage.ignored_samples drop  # §1: the reference code removes the incorrect samples from the batch
+  --algo.kl.init_coef 0                  # §2: no KL, no reference model (kl_coef=0.0)
+)
