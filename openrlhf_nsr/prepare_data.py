@@ -27,6 +27,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help=f"comma-separated: {', '.join(data.HUB_DATASETS)} or NAME=PATH (default math_train)")  # fmt: skip
     parser.add_argument("--template", default="qwen", help=f"one of {', '.join(t for t in data.TEMPLATES)}")
     parser.add_argument("--label", choices=data.LABEL_SOURCES, default="auto", help="see openrlhf_nsr/data.py")
+    parser.add_argument("--keep-ungradable", action="store_true",
+                        help="keep problems without a gold answer (the paper trains on them: every sample scores 0)")  # fmt: skip
     parser.add_argument("--out", required=True, type=Path, help="output .jsonl")
     args = parser.parse_args(argv)
     if args.template not in data.TEMPLATES:
@@ -39,7 +41,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         except (OSError, RuntimeError, ValueError) as err:
             parser.error(str(err))
         for problem in problems:
-            if not problem.answer.strip():  # can't be graded: every sample would be a negative one
+            if not problem.answer.strip() and not args.keep_ungradable:  # every sample would be a negative one
                 skipped += 1
                 continue
             rows.append({"prompt": data.apply_template(args.template, problem.problem), "answer": problem.answer,
