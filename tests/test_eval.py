@@ -8,6 +8,7 @@ from conftest import SHARED_DATA
 from tiny_model import build_tiny_model
 
 from openrlhf_nsr import data, eval as evaluation
+from openrlhf_nsr.reward import last_boxed
 
 MATH = f"math={SHARED_DATA / 'math_test.parquet'}"
 AIME = f"aime2025={SHARED_DATA / 'aime2025_test.parquet'}"
@@ -37,8 +38,9 @@ def test_a_run_writes_samples_metrics_and_plot(tiny_model, tmp_path, capsys):
     for row in rows:
         assert set(row) >= {"dataset", "problem_id", "sample_index", "response", "answer", "correct", "finish_reason"}
         assert row["finish_reason"] in ("stop", "length") and isinstance(row["correct"], bool)
-    math_gold = pd.read_parquet(SHARED_DATA / "math_test.parquet").head(3)["reward_model"]
-    assert [r["gold"] for r in rows if r["dataset"] == "math"][::4] == [t["ground_truth"]["target"] for t in math_gold]
+    math_truth = pd.read_parquet(SHARED_DATA / "math_test.parquet").head(3)["reward_model"]
+    solutions_boxed = [last_boxed(t["ground_truth"]["solution"]) for t in math_truth]  # --label auto
+    assert [r["gold"] for r in rows if r["dataset"] == "math"][::4] == solutions_boxed
 
     metrics = json.loads((out / "metrics.json").read_text())
     for name in ("math", "aime2025"):
@@ -138,6 +140,15 @@ def test_the_chat_template_uses_the_models_own(tiny_model):
 
     prompt = data.apply_template("chat", "What is 1+1?", AutoTokenizer.from_pretrained(tiny_model))
     assert prompt.startswith("<|im_start|>user\nWhat is 1+1?") and prompt.endswith("<|im_start|>assistant\n")
+
+
+def test_labels_come_from_the_reference_solution_unless_target_is_asked_for():
+    _, auto = data.load_problems(MATH.replace("math=", "math_test="))
+    _, target = data.load_problems(MATH, label="target")
+    assert auto[4459].answer == "\\begin{pmatrix} 6 \\\\ 3 \\\\ 0 \\end{pmatrix}"  # parsable LaTeX
+    assert target[4459].answer == "\\begin{pmatrix}6\\3\\0\\end{pmatrix}"  # the paper's collapsed column
+    with pytest.raises(ValueError, match="unknown label source"):
+        data.load_problems(MATH, label="solution")
 
 
 def test_datasets_load_in_the_papers_layout_and_flat_jsonl(tmp_path):
