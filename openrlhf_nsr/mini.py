@@ -1,0 +1,472 @@
+"""The paper's experiment in miniature, on CPU: one command, about 10 minutes on 2 cores.
+
+    python -m openrlhf_nsr.mini                       # full default run, report in runs/mini
+    python -m openrlhf_nsr.mini --smoke --out DIR     # the whole pipeline in under a minute
+    python -m openrlhf_nsr.mini --seeds 0,1,2         # several seeds: mean and spread
+
+The policy is a small character-level transformer (GPT-2 architecture, trained here on the spot:
+no download) that learns to add numbers and write the sum as ``\\boxed{...}``. Its pretraining
+stops early on purpose, so it has real but imperfect ability: pass@1 well below pass@64, as the
+paper's base models. Then, from the same starting weights, one RL run per objective:
+
+- ``psr``, ``nsr``, ``w_reinforce`` (lambda 0.1), ``reinforce`` (lambda 1): advantages from the
+  registered objective functions (objectives.py, the ones the OpenRLHF path uses);
+- ``grpo``: the group-normalised baseline, (r - mean) / (std + 1e-6) over each prompt's samples.
+
+Each step samples n answers per prompt at temperature 1, grades them with the project's reward
+(reward.grade_batch, math-verify on the boxed answer), and takes PPO clipped-surrogate steps
+(clip 0.2, two mini-batches per rollout batch, one epoch) with the token-mean over the kept
+samples (``--ignored-samples drop``) or all samples (``zero``), like the OpenRLHF integration.
+The report (``report.md``, ``results.json``, ``passk.png``, ``training.png``) gives pass@k for
+k = 1..64 on held-out problems (metrics.pass_at_k), the policy entropy and the share of correct
+samples over training, and checks the paper's three claims against the numbers, whatever they are.
+
+This is a sandbox for the objectives, not a replacement for OpenRLHF: plain PyTorch, one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import torch
+
+from openrlhf_nsr import objectives
+from openrlhf_nsr.metrics import default_ks, mean_pass_at_k
+
+VOCAB = list("0123456789+=Q:\\boxed{}") + ["<eos>"]
+VOCAB = list(dict.fromkeys(VOCAB))
+STOI = {c: i for i, c in enumerate(VOCAB)}
+EOS = STOI["<eos>"]
+RUNS = ("psr", "nsr", "w_reinforce", "reinforce", "grpo")
+CLIP = 0.2  # paper §2
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int = 0
+    operands: int = 3  # numbers added per problem
+    digits: int = 2  # digits per number
+    layers: int = 2
+    width: int = 64
+    pretrain_steps: int = 400
+    pretrain_batch: int = 128
+    pretrain_lr: float = 3e-3
+    steps: int = 120  # RL steps (rollout batches), as the paper's ~120
+    prompts: int = 32  # prompts per rollout batch
+    samples: int = 8  # samples per prompt, as the paper's 8
+    lr: float = 1e-4
+    lam: float = 0.1  # w_reinforce lambda, the paper's
+    ignored_samples: str = "drop"
+    eval_problems: int = 200
+    eval_samples: int = 64
+    runs: Tuple[str, ...] = RUNS
+
+    def check(self) -> "Config":
+        positive = {k: v for k, v in asdict(self).items() if isinstance(v, (int, float)) and k not in ("seed", "lam")}
+        bad = [f"--{k.replace('_', '-')} {v}" for k, v in positive.items() if v <= 0]
+        if bad:
+            raise ValueError(f"must be positive: {', '.join(bad)}")
+        if self.lam < 0:
+            raise ValueError(f"--lam must be >= 0, got {self.lam}")
+        if self.eval_samples < 64:
+            raise ValueError(f"--eval-samples must be >= 64 to report pass@64, got {self.eval_samples}")
+        if self.operands < 2 or self.digits > 4:
+            raise ValueError("need --operands >= 2 and --digits <= 4")
+        unknown = [r for r in self.runs if r not in RUNS]
+        if unknown or not self.runs:
+            raise ValueError(f"unknown runs {unknown}; choose from {', '.join(RUNS)}")
+        if self.ignored_samples not in objectives.IGNORED_SAMPLES_MODES:
+            raise ValueError(f"--ignored-samples must be one of {objectives.IGNORED_SAMPLES_MODES}")
+        return self
+
+
+SMOKE = dict(pretrain_steps=60, steps=4, prompts=8, eval_problems=12, width=32)
+
+
+# ── Task ──
+
+
+def make_problems(rng: random.Random, count: int, config: Config, exclude=frozenset()) -> List[Tuple[str, str]]:
+    low, high = 10 ** (config.digits - 1), 10**config.digits - 1
+    problems, seen = [], set(exclude)
+    while len(problems) < count:
+        numbers = [rng.randint(low, high) for _ in range(config.operands)]
+        prompt = "Q:" + "+".join(map(str, numbers)) + "="
+        if prompt not in seen:
+            seen.add(prompt)
+            problems.append((prompt, str(sum(numbers))))
+    return problems
+
+
+def encode(text: str) -> List[int]:
+    return [STOI[c] for c in text]
+
+
+def decode(ids) -> str:
+    return "".join(VOCAB[i] for i in ids if i != EOS)
+
+
+def target_text(answer: str) -> str:
+    return "\\boxed{" + answer + "}"
+
+
+# ── Policy ──
+
+
+def build_policy(config: Config) -> torch.nn.Module:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(config.seed)
+    gpt = GPT2Config(vocab_size=len(VOCAB), n_positions=64, n_embd=config.width, n_layer=config.layers, n_head=4,
+                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=EOS, eos_token_id=EOS)  # fmt: skip
+    return GPT2LMHeadModel(gpt)
+
+
+def max_new_tokens(config: Config) -> int:
+    return len(target_text("9" * (config.digits + 1))) + 1
+
+
+def pretrain(policy, problems, config: Config) -> None:
+    """Supervised steps on correct solutions, stopped early: real but imperfect ability."""
+    generator = torch.Generator().manual_seed(config.seed)
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=config.pretrain_lr)
+    rows = [encode(p) + encode(target_text(a)) + [EOS] for p, a in problems]
+    width = max(map(len, rows))
+    data = torch.full((len(rows), width), EOS)
+    loss_mask = torch.zeros(len(rows), width - 1)
+    prompt_len = len(problems[0][0])
+    for i, row in enumerate(rows):
+        data[i, : len(row)] = torch.tensor(row)
+        loss_mask[i, prompt_len - 1 : len(row) - 1] = 1
+    policy.train()
+    for _ in range(config.pretrain_steps):
+        idx = torch.randint(len(rows), (config.pretrain_batch,), generator=generator)
+        logits = policy(data[idx, :-1]).logits
+        loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), data[idx, 1:], reduction="none")
+        loss = (loss * loss_mask[idx]).sum() / loss_mask[idx].sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
+@torch.no_grad()
+def sample(policy, prompts: List[str], n: int, config: Config, generator: torch.Generator):
+    """n samples per prompt at temperature 1: (tokens, response mask, texts, mean token entropy)."""
+    policy.eval()
+    ids = torch.tensor([encode(p) for p in prompts]).repeat_interleave(n, dim=0)
+    prompt_len, new = ids.shape[1], max_new_tokens(config)
+    done = torch.zeros(len(ids), dtype=torch.bool)
+    mask = torch.zeros(len(ids), new)
+    entropy_sum = torch.zeros(())
+    for t in range(new):
+        logits = policy(ids).logits[:, -1].float()
+        log_p = torch.log_softmax(logits, dim=-1)
+        token = torch.multinomial(log_p.exp(), 1, generator=generator).squeeze(1)
+        token = torch.where(done, torch.full_like(token, EOS), token)
+        mask[:, t] = (~done).float()
+        entropy_sum += (-(log_p.exp() * log_p).sum(-1) * mask[:, t]).sum()
+        ids = torch.cat([ids, token[:, None]], dim=1)
+        done |= token == EOS
+    texts = [decode(row[prompt_len:].tolist()) for row in ids]
+    return ids, mask, texts, (entropy_sum / mask.sum()).item()
+
+
+def token_log_probs(policy, ids: torch.Tensor, prompt_len: int) -> torch.Tensor:
+    logits = policy(ids[:, :-1]).logits.float()
+    log_p = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+    return log_p[:, prompt_len - 1 :]
+
+
+# ── RL ──
+
+
+def advantages_for(run: str, correct: torch.Tensor, config: Config, n: int):
+    """Per-sample advantages and the samples that count in the token-mean denominator."""
+    if run == "grpo":  # the group-normalised baseline (paper §2): every sample counts
+        rewards = correct.float().view(-1, n)
+        adv = (rewards - rewards.mean(1, keepdim=True)) / (rewards.std(1, keepdim=True) + 1e-6)
+        return adv.flatten(), torch.ones_like(correct)
+    name, lam = ("w_reinforce", 1.0) if run == "reinforce" else (run, config.lam if run == "w_reinforce" else None)
+    adv, carries_grad = objectives.compute_advantages(name, correct, lam)
+    return adv, objectives.loss_sample_mask(carries_grad, config.ignored_samples)
+
+
+def clipped_surrogate(log_probs, old_log_probs, advantages, token_mask):
+    """PPO clipped surrogate, token-mean over ``token_mask`` (empty: a zero loss)."""
+    ratio = (log_probs - old_log_probs).exp()
+    adv = advantages[:, None]
+    loss = -torch.min(ratio * adv, ratio.clamp(1 - CLIP, 1 + CLIP) * adv)
+    return (loss * token_mask).sum() / token_mask.sum().clamp(min=1)
+
+
+def train_run(run: str, policy, train_problems, config: Config, grade) -> Dict[str, List[float]]:
+    generator = torch.Generator().manual_seed(config.seed + 1)
+    rng = random.Random(config.seed + 2)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr)
+    prompt_len = len(train_problems[0][0])
+    history = {"correct_frac": [], "entropy": [], "grad_samples_frac": []}
+    for _ in range(config.steps):
+        batch = rng.sample(train_problems, config.prompts)
+        ids, mask, texts, entropy = sample(policy, [p for p, _ in batch], config.samples, config, generator)
+        golds = [a for _, a in batch for _ in range(config.samples)]
+        correct = torch.tensor([v.correct for v in grade(texts, golds)])
+        adv, counted = advantages_for(run, correct, config, config.samples)
+        history["correct_frac"].append(correct.float().mean().item())
+        history["entropy"].append(entropy)
+        history["grad_samples_frac"].append((adv != 0).float().mean().item())
+        with torch.no_grad():
+            old = token_log_probs(policy, ids, prompt_len)
+        token_mask = mask * counted[:, None].float()
+        policy.train()
+        order = torch.randperm(len(ids), generator=generator)
+        for part in order.chunk(2):  # two mini-batches per rollout batch: the second is off-policy
+            loss = clipped_surrogate(token_log_probs(policy, ids[part], prompt_len), old[part], adv[part], token_mask[part])
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)  # paper §2: grad clip 1.0
+            optimizer.step()
+    return history
+
+
+def evaluate(policy, problems, config: Config, grade) -> dict:
+    generator = torch.Generator().manual_seed(config.seed + 3)
+    counts, entropies, found = [], [], 0
+    for start in range(0, len(problems), 25):
+        chunk = problems[start : start + 25]
+        _, _, texts, entropy = sample(policy, [p for p, _ in chunk], config.eval_samples, config, generator)
+        verdicts = grade(texts, [a for _, a in chunk for _ in range(config.eval_samples)])
+        found += sum(v.answer is not None for v in verdicts)
+        for i in range(len(chunk)):
+            part = verdicts[i * config.eval_samples : (i + 1) * config.eval_samples]
+            counts.append((config.eval_samples, sum(v.correct for v in part)))
+        entropies.append(entropy)
+    ks = [k for k in default_ks(config.eval_samples) if k <= 64]
+    return {
+        "pass_at_k": {str(k): v for k, v in mean_pass_at_k(counts, ks).items()},
+        "entropy": statistics.fmean(entropies),
+        "answer_found_frac": found / (len(problems) * config.eval_samples),
+    }
+
+
+def run_seed(config: Config, grade, log=print) -> dict:
+    rng = random.Random(config.seed)
+    eval_problems = make_problems(rng, config.eval_problems, config)
+    train_problems = make_problems(rng, 2000, config, exclude={p for p, _ in eval_problems})
+    policy = build_policy(config)
+    start = time.time()
+    pretrain(policy, train_problems, config)
+    base_state = {k: v.clone() for k, v in policy.state_dict().items()}
+    results = {"base": {**evaluate(policy, eval_problems, config, grade), "history": None}}
+    log(f"  seed {config.seed} base: pass@1 {results['base']['pass_at_k']['1']:.3f} "
+        f"pass@64 {results['base']['pass_at_k']['64']:.3f} ({time.time() - start:.0f}s)")  # fmt: skip
+    for run in config.runs:
+        policy.load_state_dict(base_state)
+        history = train_run(run, policy, train_problems, config, grade)
+        results[run] = {**evaluate(policy, eval_problems, config, grade), "history": history}
+        log(f"  seed {config.seed} {run}: pass@1 {results[run]['pass_at_k']['1']:.3f} "
+            f"pass@64 {results[run]['pass_at_k']['64']:.3f} ({time.time() - start:.0f}s)")  # fmt: skip
+    return results
+
+
+# ── Report ──
+
+CLAIM_TOLERANCE = 0.01  # pass@k: 1 point
+ENTROPY_BAND = 0.15  # "near the base model": within 15% of its entropy; "collapses": down by more
+
+
+def aggregate(per_seed: List[dict]) -> dict:
+    """Mean and spread (population std; 0 for one seed) over seeds, per run."""
+    out = {}
+    for run in per_seed[0]:
+        ks = per_seed[0][run]["pass_at_k"]
+        out[run] = {
+            "pass_at_k": {k: statistics.fmean(r[run]["pass_at_k"][k] for r in per_seed) for k in ks},
+            "pass_at_k_std": {k: statistics.pstdev([r[run]["pass_at_k"][k] for r in per_seed]) for k in ks},
+            "entropy": statistics.fmean(r[run]["entropy"] for r in per_seed),
+            "entropy_std": statistics.pstdev([r[run]["entropy"] for r in per_seed]),
+        }
+    return out
+
+
+def check_claims(summary: dict) -> List[dict]:
+    """The paper's three claims (paper-spec §4), checked on the mean numbers."""
+    claims = []
+    base = summary["base"]
+    top = max(summary["base"]["pass_at_k"], key=int)
+
+    def at(run, k):
+        return summary[run]["pass_at_k"][k]
+
+    if {"psr", "nsr", "w_reinforce"} <= set(summary):
+        kept = all(at(r, top) >= at("base", top) - CLAIM_TOLERANCE for r in ("nsr", "w_reinforce"))
+        lowered = at("psr", top) < at("base", top) - CLAIM_TOLERANCE
+        claims.append({
+            "claim": f"1. NSR and W-REINFORCE keep or raise pass@{top}; PSR lowers it below the base model",
+            "holds": kept and lowered,
+            "numbers": {r: round(100 * at(r, top), 1) for r in ("base", "psr", "nsr", "w_reinforce")},
+        })  # fmt: skip
+    if {"psr", "nsr"} <= set(summary):
+        ratio = {r: summary[r]["entropy"] / base["entropy"] for r in ("psr", "nsr")}
+        claims.append({
+            "claim": "2. NSR keeps the entropy near the base model's (within 15%); PSR collapses it (down by more)",
+            "holds": abs(ratio["nsr"] - 1) <= ENTROPY_BAND and ratio["psr"] < 1 - ENTROPY_BAND,
+            "numbers": {r: round(summary[r]["entropy"], 4) for r in ("base", "psr", "nsr")},
+        })  # fmt: skip
+    if {"nsr", "w_reinforce", "grpo"} <= set(summary):
+        close = all(abs(at(r, "1") - at("grpo", "1")) <= 3 * CLAIM_TOLERANCE for r in ("nsr", "w_reinforce"))
+        claims.append({
+            "claim": "3. NSR and W-REINFORCE reach pass@1 close to GRPO's (within 3 points)",
+            "holds": close,
+            "numbers": {r: round(100 * at(r, "1"), 1) for r in ("base", "grpo", "nsr", "w_reinforce")},
+        })  # fmt: skip
+    return claims
+
+
+def plot(per_seed: List[dict], summary: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for run, s in summary.items():
+        ks = sorted(s["pass_at_k"], key=int)
+        ax.errorbar([int(k) for k in ks], [100 * s["pass_at_k"][k] for k in ks],
+                    yerr=[100 * s["pass_at_k_std"][k] for k in ks], marker="o", ms=3, capsize=2,
+                    ls="--" if run == "base" else "-", label=run)  # fmt: skip
+    ax.set_xscale("log", base=2)
+    ax.set_xticks([int(k) for k in ks], ks)
+    ax.set(xlabel="k", ylabel="pass@k (%) on held-out problems", title="pass@k after training")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "passk.png", dpi=120)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for key, ax, label in (("correct_frac", axes[0], "correct samples in the rollout batch"),
+                           ("entropy", axes[1], "policy entropy on its samples (nats/token)")):  # fmt: skip
+        for run in summary:
+            if run == "base":
+                continue
+            curves = [r[run]["history"][key] for r in per_seed]
+            mean = [statistics.fmean(step) for step in zip(*curves)]
+            ax.plot(range(1, len(mean) + 1), mean, label=run)
+        if key == "entropy":
+            ax.axhline(summary["base"]["entropy"], color="gray", ls="--", lw=1, label="base (held-out)")
+        ax.set(xlabel="RL step", ylabel=label)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "training.png", dpi=120)
+    plt.close(fig)
+
+
+def write_report(config: Config, per_seed: List[dict], seeds: List[int], out: Path, seconds: float) -> dict:
+    summary = aggregate(per_seed)
+    claims = check_claims(summary)
+    results = {"config": asdict(config), "seeds": seeds, "seconds": seconds, "summary": summary,
+               "claims": claims, "per_seed": dict(zip(map(str, seeds), per_seed))}  # fmt: skip
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    plot(per_seed, summary, out)
+    ks = sorted(summary["base"]["pass_at_k"], key=int)
+    spread = len(seeds) > 1
+    lines = [
+        "# The paper's experiment in miniature",
+        "",
+        f"Policy: a {config.layers}-layer, width-{config.width} character-level GPT-2 trained here to add "
+        f"{config.operands} {config.digits}-digit numbers (answer in \\boxed{{}}), pretraining stopped after "
+        f"{config.pretrain_steps} steps. RL: {config.steps} steps of {config.prompts} prompts x {config.samples} "
+        f"samples at temperature 1, lr {config.lr}, clip {CLIP}, ignored samples: {config.ignored_samples}. "
+        f"Held-out: {config.eval_problems} problems x {config.eval_samples} samples. Seeds: {', '.join(map(str, seeds))}"
+        f"{' (mean ± std over seeds)' if spread else ''}. Wall-clock: {seconds:.0f} s.",
+        "",
+        "| run | " + " | ".join(f"pass@{k}" for k in ks) + " | entropy |",
+        "|---|" + "---|" * (len(ks) + 1),
+    ]
+    for run, s in summary.items():
+        cells = [f"{100 * s['pass_at_k'][k]:.1f}" + (f" ± {100 * s['pass_at_k_std'][k]:.1f}" if spread else "") for k in ks]
+        entropy = f"{s['entropy']:.3f}" + (f" ± {s['entropy_std']:.3f}" if spread else "")
+        lines.append(f"| {run} | " + " | ".join(cells) + f" | {entropy} |")
+    lines += ["", "## The paper's claims, checked on these numbers", ""]
+    for c in claims:
+        numbers = ", ".join(f"{k} {v}" for k, v in c["numbers"].items())
+        lines.append(f"- **{'holds' if c['holds'] else 'does not hold'}**: {c['claim']} ({numbers})")
+    if len(seeds) > 1:
+        lines += ["", "Per seed:", ""]
+        for seed, result in zip(seeds, per_seed):
+            seed_claims = check_claims(aggregate([result]))
+            lines.append(f"- seed {seed}: " + "; ".join(f"claim {c['claim'][0]} {'holds' if c['holds'] else 'does not hold'}" for c in seed_claims))
+    lines += ["", "Plots: `passk.png` (pass@k after training), `training.png` (correct samples and entropy per step).",
+              "Every number: `results.json`."]  # fmt: skip
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    return results
+
+
+def parse_args(argv: Optional[List[str]] = None) -> Tuple[Config, List[int], Path]:
+    p = argparse.ArgumentParser(prog="python -m openrlhf_nsr.mini", description=__doc__.split("\n\n")[0])
+    d = Config()
+    p.add_argument("--out", type=Path, default=Path("runs/mini"), help="report folder (default runs/mini)")
+    p.add_argument("--smoke", action="store_true", help="tiny sizes: the whole pipeline in under a minute")
+    p.add_argument("--seeds", default=str(d.seed), help="comma-separated seeds (default 0)")
+    p.add_argument("--runs", default=",".join(d.runs), help=f"comma-separated, from {', '.join(RUNS)}")
+    p.add_argument("--lam", type=float, default=d.lam, help="w_reinforce lambda (default 0.1, the paper's)")
+    p.add_argument("--ignored-samples", default=d.ignored_samples, help="drop (default) or zero")
+    for name in ("steps", "prompts", "samples", "pretrain_steps", "layers", "width", "operands", "digits",
+                 "eval_problems", "eval_samples"):  # fmt: skip
+        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=None, help=f"default {getattr(d, name)}")
+    p.add_argument("--lr", type=float, default=d.lr)
+    args = p.parse_args(argv)
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        p.error(f"--seeds must be comma-separated integers, got {args.seeds!r}")
+    overrides = dict(SMOKE) if args.smoke else {}
+    for name in ("steps", "prompts", "samples", "pretrain_steps", "layers", "width", "operands", "digits",
+                 "eval_problems", "eval_samples"):  # fmt: skip
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
+    overrides.update(lr=args.lr, lam=args.lam, ignored_samples=args.ignored_samples,
+                     runs=tuple(r.strip() for r in args.runs.split(",") if r.strip()))  # fmt: skip
+    try:
+        config = replace(d, **overrides).check()
+    except ValueError as err:
+        p.error(str(err))
+    return config, seeds, args.out
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    from openrlhf_nsr.reward import GraderPool, grade_batch
+
+    config, seeds, out = parse_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    out.mkdir(parents=True, exist_ok=True)
+    pool = GraderPool(workers=1)  # the model and the grader share the CPU; answers repeat a lot (cache)
+
+    def grade(texts, golds):
+        return grade_batch(texts, golds, pool)
+
+    start = time.time()
+    per_seed = []
+    try:
+        for seed in seeds:
+            print(f"seed {seed}: pretraining, then {', '.join(config.runs)}", flush=True)
+            per_seed.append(run_seed(replace(config, seed=seed), grade))
+    finally:
+        pool.close()
+    results = write_report(config, per_seed, seeds, out, time.time() - start)
+    print((out / "report.md").read_text())
+    print(f"written: {out}/report.md, results.json, passk.png, training.png")
+    return 0 if results else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
