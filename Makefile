@@ -8,10 +8,10 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test env clean
+.PHONY: run test env clean
 
-demo: $(STAMP)
-	$(PY) -m openrlhf_nsr.demo
+run: $(STAMP)
+	$(PY) -m openrlhf_nsr.mini
 
 test: $(STAMP)
 	$(PY) -m pytest tests

@@ -56,7 +56,7 @@ class Config:
     digits: int = 2  # digits per number
     layers: int = 2
     width: int = 64
-    pretrain_steps: int = 400
+    pretrain_steps: int = 600
     pretrain_batch: int = 128
     pretrain_lr: float = 3e-3
     steps: int = 120  # RL steps (rollout batches), as the paper's ~120
