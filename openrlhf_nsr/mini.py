@@ -447,7 +447,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     from openrlhf_nsr.reward import GraderPool, grade_batch
 
     config, seeds, out = parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     out.mkdir(parents=True, exist_ok=True)
     pool = GraderPool(workers=1)  # the model and the grader share the CPU; answers repeat a lot (cache)
 
