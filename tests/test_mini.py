@@ -30,7 +30,6 @@ def test_smoke_run_writes_the_whole_report(smoke):
     assert "| nsr |" in report and "The paper's claims" in report
     for png in ("passk.png", "training.png"):
         assert (smoke / png).read_bytes()[:4] == b"\x89PNG"
-    assert results["seconds"] < 60
 
 
 def test_the_same_seed_gives_the_same_numbers(smoke, tmp_path):
