@@ -41,8 +41,7 @@ import torch
 from openrlhf_nsr import objectives
 from openrlhf_nsr.metrics import default_ks, mean_pass_at_k
 
-VOCAB = list("0123456789+=Q:\\boxed{}") + ["<eos>"]
-VOCAB = list(dict.fromkeys(VOCAB))
+VOCAB = list("0123456789+=Q:\\boxed{}") + ["<eos>"]  # characters are unique: one token each
 STOI = {c: i for i, c in enumerate(VOCAB)}
 EOS = STOI["<eos>"]
 RUNS = ("psr", "nsr", "w_reinforce", "reinforce", "grpo")
