@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import importlib.abc
-import importlib.machinery
 import importlib.metadata
 import sys
 import threading
@@ -160,6 +159,13 @@ def _patch_trainer(module) -> None:
         return stats
 
     cls._compute_rollout_stats = _compute_rollout_stats
+    # `@ray.remote class PPOTrainer(BasePPOTrainer)` ran while this module executed, and Ray copied
+    # every method, inherited ones included, onto the actor's class: patch those copies too, or
+    # the sync trainer actor keeps the unpatched method (the async TrainingActor is made later).
+    for value in vars(module).values():
+        actor_class = getattr(getattr(value, "__ray_metadata__", None), "modified_class", None)
+        if isinstance(actor_class, type) and issubclass(actor_class, cls):
+            actor_class._compute_rollout_stats = _compute_rollout_stats
 
 
 # ── PolicyModelActor: steps with no kept token ──
@@ -249,15 +255,23 @@ class _PatchingLoader(importlib.abc.Loader):
 
 
 class _PostImportPatcher(importlib.abc.MetaPathFinder):
-    """Patches the modules of ``_PATCHES`` right after they are imported, whenever that is."""
+    """Patches the modules of ``_PATCHES`` right after they are imported, whenever that is.
+
+    The spec comes from the finders after this one in ``sys.meta_path``, so other import hooks
+    on the same modules (coverage tools, other plugins) keep working.
+    """
 
     def find_spec(self, fullname, path, target=None):
         if fullname not in _PATCHES:
             return None
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _PatchingLoader(spec.loader)
-        return spec
+        later = sys.meta_path[next(i for i, f in enumerate(sys.meta_path) if f is self) + 1 :]
+        for finder in later:
+            spec = finder.find_spec(fullname, path, target) if hasattr(finder, "find_spec") else None
+            if spec is not None:
+                if spec.loader is not None:
+                    spec.loader = _PatchingLoader(spec.loader)
+                return spec
+        return None
 
 
 def apply() -> None:

@@ -21,6 +21,7 @@ class TrainerProbe:
         from types import SimpleNamespace
 
         import torch
+        from openrlhf.trainer.ppo_trainer import PPOTrainer
         from openrlhf.trainer.ppo_trainer_async import TrainingActor
         from openrlhf.trainer.ppo_utils.experience import Experience
         from openrlhf.trainer.ppo_utils.experience_maker import RemoteExperienceMaker
@@ -42,10 +43,12 @@ class TrainerProbe:
             info={},
         )
         (experience,) = maker.compute_advantages_and_returns([experience])
-        trainer_class = TrainingActor.__ray_metadata__.modified_class
+        patched = lambda actor: hasattr(actor.__ray_metadata__.modified_class._compute_rollout_stats, "__wrapped__")  # noqa: E731
         return {
             "advantages": experience.advantages.tolist(),
-            "async_rollout_stats_patched": hasattr(trainer_class._compute_rollout_stats, "__wrapped__"),
+            # Ray copied PPOTrainer's methods when `@ray.remote` ran, before the patch: the copies are patched too
+            "sync_rollout_stats_patched": patched(PPOTrainer),
+            "async_rollout_stats_patched": patched(TrainingActor),
         }
 
 

@@ -21,6 +21,7 @@ NSR_ADVANTAGES = [[0.0, 0.0, 0.0], [-1.0, -1.0, -1.0]]
 
 def check(result):
     assert result["trainer"]["advantages"] == NSR_ADVANTAGES
+    assert result["trainer"]["sync_rollout_stats_patched"]
     assert result["trainer"]["async_rollout_stats_patched"]
     assert result["bystander"]["setup_hook_ran"]
     assert result["bystander"]["training_modules_loaded"] == []
