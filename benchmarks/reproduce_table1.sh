@@ -7,14 +7,15 @@
 # Protocol (paper-spec §3): 256 samples per problem, temperature 0.6, top-p 0.95, 4,096 new tokens,
 # the qwen template, the full 5,000-problem MATH test set.
 # Needs: one node of GPUs with vLLM (one GPU per checkpoint, bf16 7B fits an 80 GB card), the
-# datasets from the hub or as local files (DATA_DIR), the checkpoints of recipes/qwen2.5-math-7b
-# (CKPT_DIR/<method>: HF checkpoints).
+# datasets from the hub or as local files (DATA_DIR), the final models of recipes/qwen2.5-math-7b
+# ($CHECKPOINT_ROOT/qwen2.5-math-7b/<run>/final, recipes/README.md); environment: eval_checkpoints.sh.
 # Expected wall-clock (estimate, not measured): about 1.3 M responses per checkpoint, 6-9 hours on
 # one H200; the six evaluations run in parallel, one per GPU, so about the same on one 8-GPU node.
+set -euo pipefail
+MODEL_NAME=qwen2.5-math-7b              # the recipes' <model>
 MODEL_BASE=${MODEL_BASE:-Qwen/Qwen2.5-Math-7B}
-CKPT_DIR=${CKPT_DIR:-checkpoints/qwen2.5-math-7b}
-OUT_DIR=${OUT_DIR:-runs/table1}
-METHODS=(base grpo ppo psr nsr w-reinforce)
+RUNS=(grpo ppo psr nsr w_reinforce)     # the recipes' <run> names, after the base model (Table 1's rows)
 EVAL_FLAGS=(--template qwen --n 256 --temperature 0.6 --top-p 0.95 --max-tokens 4096)
 PAPER=qwen2.5-math-7b
+OUT_NAME=table1                         # default OUT_DIR: <repo>/runs/table1
 source "$(dirname "$0")/eval_checkpoints.sh"

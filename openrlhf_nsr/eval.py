@@ -336,7 +336,8 @@ def compare(argv: List[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m openrlhf_nsr.eval compare", description="Compare evaluated runs.")
     p.add_argument("runs", nargs="+", type=Path, help="output folders of python -m openrlhf_nsr.eval")
     p.add_argument("--labels", default=None, help="comma-separated labels (default: folder names); a label that "
-                   "names a paper method (base, grpo, ppo, psr, nsr, w-reinforce) is diffed against it")  # fmt: skip
+                   "names a paper method (base, grpo, ppo, psr, nsr, w-reinforce; case, '-' and '_' ignored: the recipes' "
+                   "run names match) is diffed against it")  # fmt: skip
     p.add_argument("--paper", default=None, help=f"add the paper's numbers: {', '.join(PAPER_MODELS)}")
     p.add_argument("--paper-file", type=Path, default=PAPER_FILE, help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, default=Path("compare_passk.png"), help="overlay plot (PNG)")

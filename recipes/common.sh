@@ -1,11 +1,18 @@
 # Shared launcher of the recipes. A recipe (recipes/<model>/<run>.sh) sets RUN and RUN_ARGS and
 # sources its model.sh, which sets the model's settings and sources this file.
 #
+# Outputs (recipes/paths.sh, recipes/README.md "Where a run's model lives"): OpenRLHF's checkpoints
+# in $CHECKPOINT_ROOT/<model>/<run>/ckpt, the final Hugging Face model in .../<run>/final, which is
+# where benchmarks/reproduce_*.sh look for it. Every default path is absolute, from the repo's
+# location; relative paths given here are taken against the directory you launch from.
+#
 # Environment (all optional):
 #   MODEL_PATH      hub id or local path of the starting model (default: the recipe's model)
 #   DATA_DIR        train.jsonl / eval.jsonl written by `python -m openrlhf_nsr.prepare_data`
-#                   (default data/<template>; written from the hub on first use if missing)
-#   OUTPUT_DIR      checkpoints, final model (default checkpoints/<model>/<run>)
+#                   (default <repo>/data/<template>; written from the hub on first use if missing)
+#   CHECKPOINT_ROOT root of every run's outputs (default <repo>/checkpoints)
+#   OUTPUT_DIR      this run's folder, holding ckpt/ and final/ (default $CHECKPOINT_ROOT/<model>/<run>);
+#                   the benchmarks will not find a run put elsewhere
 #   NUM_NODES       nodes (default 1)            GPUS_PER_NODE  GPUs per node (default 8)
 #   RAY_ADDRESS     submit to this Ray cluster with `ray job submit` (default: run here); openrlhf_nsr
 #                   must be installed on every node, DATA_DIR / OUTPUT_DIR on storage they share
@@ -14,15 +21,18 @@
 #   EXTRA_ARGS      more OpenRLHF flags, appended last
 #   DRY_RUN=1       validate the whole command with OpenRLHF 0.11.2's parser and the plugin's checks,
 #                   print the resolved config and exit before Ray starts (no GPU, no data needed)
-#   PYTHON          interpreter (default python)
+#   PYTHON          interpreter (default <repo>/.venv/bin/python if there is one, else python; with
+#                   RAY_ADDRESS, one that exists on the cluster's head node)
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/paths.sh"
 
 NUM_NODES=${NUM_NODES:-1}
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
-PYTHON=${PYTHON:-python}
-MODEL_PATH=${MODEL_PATH:-$MODEL_DEFAULT}
-DATA_DIR=$(realpath -m "${DATA_DIR:-data/$TEMPLATE}")          # absolute: a Ray job runs elsewhere
-OUTPUT_DIR=$(realpath -m "${OUTPUT_DIR:-checkpoints/$MODEL_NAME/$RUN}")
+PYTHON=$(python_command "${PYTHON:-}")
+MODEL_PATH=$(model_path_or_id "${MODEL_PATH:-$MODEL_DEFAULT}")
+# absolute paths: a Ray job runs elsewhere, and the benchmarks must find the same folders
+DATA_DIR=$(abs_path "${DATA_DIR:-$(data_dir "$TEMPLATE")}")
+OUTPUT_DIR=$(abs_path "${OUTPUT_DIR:-$(run_dir "$MODEL_NAME" "$RUN")}")
 GPUS=$((NUM_NODES * GPUS_PER_NODE))
 
 # The paper's training setup (paper-spec §2; reference: TianHongZXY/RLVR-Decomposed,
@@ -76,7 +86,7 @@ ARGS=(
   --actor.model_name_or_path "$MODEL_PATH"
   --data.prompt_dataset "$DATA_DIR/train.jsonl"
   --eval.dataset "$DATA_DIR/eval.jsonl"
-  --ckpt.path "$OUTPUT_DIR/ckpt" --ckpt.output_dir "$OUTPUT_DIR/final"
+  --ckpt.path "$(run_ckpt "$OUTPUT_DIR")" --ckpt.output_dir "$(run_final "$OUTPUT_DIR")"
   "${PAPER_ARGS[@]}" "${MODEL_ARGS[@]}" "${ENGINE_ARGS[@]}" "${RUN_ARGS[@]}"
 )
 if [ -n "${WANDB_API_KEY:-}" ]; then

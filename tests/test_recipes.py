@@ -1,23 +1,14 @@
 """Every recipe parses with OpenRLHF 0.11.2's real parser and the plugin's checks (DRY_RUN=1)."""
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from conftest import REPO
+from recipe_runs import RECIPES, dry_run
 
-RECIPES = sorted(p for p in (REPO / "recipes").glob("*/*.sh") if p.parent.name != "objectives" and p.name != "model.sh")
 PAPER_OBJECTIVES = {"psr", "nsr", "w_reinforce", "reinforce"}
-
-
-def dry_run(recipe: Path, **env):
-    environment = dict(os.environ, DRY_RUN="1", PYTHON=sys.executable, **env)
-    result = subprocess.run(["bash", str(recipe)], capture_output=True, text=True, env=environment, timeout=300)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    return json.loads(result.stdout[result.stdout.index("{") :])
 
 
 def test_every_model_has_every_run():
