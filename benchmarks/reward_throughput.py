@@ -1,7 +1,7 @@
 """Reward grading speed: our batch grader vs the plain sequential math-verify baseline, one run.
 
     .venv/bin/python benchmarks/reward_throughput.py [--problems 400] [--samples 16] [--workers 2]
-        [--data ../shared/data/paper/math_test.parquet]
+        [--data tests/data/paper/math_test.parquet]
 
 Workload, built from the MATH test reference solutions (realistic LaTeX) as in pass@k sampling:
 for each problem, ``--samples`` responses drawn from its own solution (correct), the solutions of
@@ -28,17 +28,16 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 
+from openrlhf_nsr import data
 from openrlhf_nsr.reward import WARMUP, GraderPool, grade, grade_batch, last_boxed, verify_answer
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "paper" / "math_test.parquet"
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "paper" / "math_test.parquet"
 
 
 def build_workload(path: Path, problems: int, samples: int, seed: int):
-    frame = pd.read_parquet(path)
-    truth = frame["reward_model"].map(lambda r: r["ground_truth"])
-    solutions, targets = truth.map(lambda t: t["solution"]).tolist(), truth.map(lambda t: t["target"]).tolist()
+    _, problems = data.load_problems(f"math={path}", label="target")
+    solutions, targets = [p.solution for p in problems], [p.target for p in problems]
     rng = random.Random(seed)
     responses, golds = [], []
     for i in rng.sample(range(len(solutions)), problems):

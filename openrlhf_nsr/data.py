@@ -49,7 +49,9 @@ TEMPLATE_NAMES = tuple(TEMPLATES) + (CHAT_TEMPLATE,)
 class Problem(NamedTuple):
     id: str
     problem: str
-    answer: str
+    answer: str  # the gold label (see ``label``)
+    solution: Optional[str] = None  # the reference solution, where the dataset has one (MATH)
+    target: Optional[str] = None  # the dataset's own answer column, as it is
 
 
 def check_template(name: str) -> str:
@@ -133,7 +135,7 @@ def _to_problem(row: dict, index: int, dataset: str, label: str) -> Problem:
     else:
         problem = prompt if isinstance(prompt, str) else None
     problem = problem or row.get("problem") or row.get("question") or truth.get("question")
-    answer = truth.get("target", row.get("answer", row.get("target")))
+    target = answer = truth.get("target", row.get("answer", row.get("target")))
     solution = row.get("solution") or truth.get("solution")
     if solution and (label == "auto" or answer is None):
         answer = last_boxed(solution) or answer
@@ -143,4 +145,4 @@ def _to_problem(row: dict, index: int, dataset: str, label: str) -> Problem:
         raise ValueError(f"dataset {dataset!r} row {index}: no answer (expected answer / target / a boxed solution)")
     extra = row.get("extra_info") or {}
     problem_id = row.get("unique_id") or row.get("id") or extra.get("index", index)
-    return Problem(str(problem_id), problem, str(answer))
+    return Problem(str(problem_id), problem, str(answer), solution, None if target is None else str(target))

@@ -2,22 +2,21 @@
 
 import json
 
-import pandas as pd
 import pytest
-from conftest import SHARED_DATA
+from conftest import PAPER_DATA
 from tiny_model import build_tiny_model
 
 from openrlhf_nsr import data, eval as evaluation
 from openrlhf_nsr.reward import last_boxed
 
-MATH = f"math={SHARED_DATA / 'math_test.parquet'}"
-AIME = f"aime2025={SHARED_DATA / 'aime2025_test.parquet'}"
+MATH = f"math={PAPER_DATA / 'math_test.parquet'}"
+AIME = f"aime2025={PAPER_DATA / 'aime2025_test.parquet'}"
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    frame = pd.read_parquet(SHARED_DATA / "math_test.parquet").head(50)
-    return build_tiny_model(tmp_path_factory.mktemp("tiny"), [p[0]["content"] for p in frame["prompt"]])
+    _, problems = data.load_problems(MATH)
+    return build_tiny_model(tmp_path_factory.mktemp("tiny"), [p.problem for p in problems[:50]])
 
 
 def run_args(model, out, *extra):
@@ -38,8 +37,8 @@ def test_a_run_writes_samples_metrics_and_plot(tiny_model, tmp_path, capsys):
     for row in rows:
         assert set(row) >= {"dataset", "problem_id", "sample_index", "response", "answer", "correct", "finish_reason"}
         assert row["finish_reason"] in ("stop", "length") and isinstance(row["correct"], bool)
-    math_truth = pd.read_parquet(SHARED_DATA / "math_test.parquet").head(3)["reward_model"]
-    solutions_boxed = [last_boxed(t["ground_truth"]["solution"]) for t in math_truth]  # --label auto
+    _, problems = data.load_problems(MATH)
+    solutions_boxed = [last_boxed(p.solution) for p in problems[:3]]  # --label auto
     assert [r["gold"] for r in rows if r["dataset"] == "math"][::4] == solutions_boxed
 
     metrics = json.loads((out / "metrics.json").read_text())
@@ -156,7 +155,7 @@ def test_datasets_load_in_the_papers_layout_and_flat_jsonl(tmp_path):
     assert name == "aime2025" and len(problems) == 30 and problems[0].answer
     flat = tmp_path / "mine.jsonl"
     flat.write_text(json.dumps({"problem": "1+1?", "solution": "so \\boxed{2}"}) + "\n")
-    assert data.load_problems(str(flat)) == ("mine", [data.Problem("0", "1+1?", "2")])
+    assert data.load_problems(str(flat)) == ("mine", [data.Problem("0", "1+1?", "2", solution="so \\boxed{2}")])
 
 
 @pytest.mark.parametrize("script,paper", [("reproduce_table1.sh", "qwen2.5-math-7b"), ("reproduce_figure3.sh", "qwen3-4b")])

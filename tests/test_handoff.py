@@ -8,13 +8,12 @@ import shutil
 import subprocess
 import sys
 
-import pandas as pd
 import pytest
-from conftest import REPO, SHARED_DATA
+from conftest import REPO, PAPER_DATA
 from recipe_runs import RECIPES, dry_runs
 from tiny_model import build_tiny_model
 
-from openrlhf_nsr import eval as evaluation
+from openrlhf_nsr import data, eval as evaluation
 
 RUN_NAMES = subprocess.run(["bash", "-c", 'source recipes/paths.sh && echo "${RUN_NAMES[@]}"'], cwd=REPO,
                            capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
@@ -179,11 +178,11 @@ def test_a_failed_evaluation_fails_the_launcher_and_names_its_log(tmp_path, back
 
 def test_a_trained_run_is_evaluated_and_compared_with_the_paper_on_cpu(tmp_path):
     """BACKEND=hf, a tiny model as base and as the final model of w_reinforce, relative paths."""
-    frame = pd.read_parquet(SHARED_DATA / "math_test.parquet").head(20)
-    tiny = build_tiny_model(tmp_path / "tiny", [p[0]["content"] for p in frame["prompt"]])
+    _, problems = data.load_problems(f"math={PAPER_DATA / 'math_test.parquet'}")
+    tiny = build_tiny_model(tmp_path / "tiny", [p.problem for p in problems[:20]])
     shutil.copytree(tiny, tmp_path / "ckpts" / "qwen2.5-math-7b" / "w_reinforce" / "final")
     result = benchmark("reproduce_table1.sh", tmp_path, BACKEND="hf", MODEL_BASE="tiny", CHECKPOINT_ROOT="ckpts",
-                       OUT_DIR="out", DATA_DIR=str(SHARED_DATA),
+                       OUT_DIR="out", DATA_DIR=str(PAPER_DATA),
                        EVAL_EXTRA_ARGS="--max-problems 2 --n 2 --max-tokens 8")  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "train it: bash recipes/qwen2.5-math-7b/psr.sh" in result.stderr

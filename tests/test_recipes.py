@@ -52,15 +52,15 @@ def test_environment_variables_adapt_a_recipe_without_editing_it(tmp_path):
 
 
 def test_prepare_data_writes_openrlhf_prompt_rows_with_the_template(tmp_path):
-    from conftest import SHARED_DATA
+    from conftest import PAPER_DATA
 
     out = tmp_path / "train.jsonl"
     cmd = [sys.executable, "-m", "openrlhf_nsr.prepare_data", "--template", "qwen", "--out", str(out),
-           "--datasets", f"math_train={SHARED_DATA / 'math_train.parquet'}"]  # fmt: skip
+           "--datasets", f"math_train={PAPER_DATA / 'math_train_slice.parquet'}"]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(rows) == 7498  # 7,500 less the 2 problems with no gold answer at all
+    assert len(rows) == 250  # the slice's 252 rows less the 2 problems of MATH train with no gold answer at all
     assert rows[0]["prompt"].startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n")
     assert rows[0]["prompt"].endswith("within \\boxed{}.<|im_end|>\n<|im_start|>assistant\n")
     assert {"prompt", "answer", "datasource"} <= set(rows[0]) and rows[0]["datasource"] == "math_train"

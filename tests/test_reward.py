@@ -11,12 +11,11 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import pandas as pd
 import pytest
 import torch
-from conftest import SHARED_DATA
+from conftest import PAPER_DATA
 
-from openrlhf_nsr import reward
+from openrlhf_nsr import data, reward
 from openrlhf_nsr.reward import GraderPool, grade, grade_batch, last_boxed, response_text, reward_func
 
 LIMIT = 2.0  # per-sample wall-clock limit of the test pool
@@ -32,9 +31,8 @@ def pool():
 
 @pytest.fixture(scope="module")
 def math_test():
-    frame = pd.read_parquet(SHARED_DATA / "math_test.parquet")
-    truth = frame["reward_model"].map(lambda r: r["ground_truth"])
-    return truth.map(lambda t: t["solution"]).tolist(), truth.map(lambda t: t["target"]).tolist()
+    _, problems = data.load_problems(f"math={PAPER_DATA / 'math_test.parquet'}", label="target")
+    return [p.solution for p in problems], [p.target for p in problems]
 
 
 # ── Extraction ──
