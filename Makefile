@@ -8,13 +8,17 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 STAMP := $(VENV)/.installed
 
-.PHONY: run test env clean
+.PHONY: run test e2e env clean
 
 run: $(STAMP)
 	$(PY) -m openrlhf_nsr.mini
 
 test: $(STAMP)
 	$(PY) -m pytest tests
+
+# OpenRLHF's own training loop with the plugin, end to end on CPU (runs/e2e/summary.json)
+e2e: $(STAMP)
+	$(PY) tests/e2e/harness.py --out runs/e2e
 
 env: $(STAMP)
 

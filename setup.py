@@ -27,6 +27,6 @@ setup(
     extras_require={
         # GPU cluster: OpenRLHF with vLLM (see README "Install on a GPU cluster").
         "openrlhf": ["openrlhf[vllm]==0.11.2"],
-        "test": ["pytest>=8"],
+        "test": ["pytest>=8", "ruff==0.14.*"],
     },
 )

@@ -11,7 +11,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 GPU_STUBS = HERE / "gpu_stubs"
 REPO = HERE.parent
-SHARED_DATA = REPO.parent / "shared" / "data" / "paper"
+# The paper's evaluation sets and a slice of its training set, carried by the repo (data/paper/README.md)
+PAPER_DATA = HERE / "data" / "paper"
 
 sys.path.insert(0, str(GPU_STUBS))
 # Subprocesses and Ray workers started by the tests find the stubs and this checkout the same way.
@@ -19,3 +20,9 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     [str(GPU_STUBS), str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
 )
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "e2e: OpenRLHF's real training loop on CPU (tests/e2e, about 6 minutes); -m 'not e2e' skips"
+    )

@@ -1,0 +1,294 @@
+"""``make e2e``: OpenRLHF 0.11.2's own training loop with openrlhf_nsr, end to end, on CPU.
+
+    .venv/bin/python tests/e2e/harness.py [--out runs/e2e] [--runs nsr,psr,...]
+
+Each run is ``python -m openrlhf_nsr.train_ppo_ray`` exactly as a user types it, with a real
+local Ray cluster (PPOTrainer, PolicyModelActor(s) and the rollout engine in their own
+processes; Ray is given logical GPUs), real DeepSpeed on its CPU accelerator (ZeRO-2, gloo) and
+the package's reward (``--reward.remote_url math_verify``). Test-only pieces, under tests/:
+the vLLM stand-in (tests/gpu_stubs/vllm: transformers generation, a gloo weight-sync group) and
+the CPU layer for OpenRLHF's unconditional CUDA calls (tests/e2e/cpu). Then one trained model is
+evaluated with ``openrlhf_nsr.eval`` (hf backend, and vllm through the stand-in), compared with
+``eval compare --paper``, and evaluated again through ``benchmarks/eval_checkpoints.sh``.
+
+Leaves everything under ``--out`` and writes ``summary.json`` (what tests/test_e2e.py checks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+GPU_STUBS = REPO / "tests" / "gpu_stubs"
+CPU_LAYER = HERE / "cpu"
+DEFAULT_OUT = REPO / "runs" / "e2e"
+# Built once and reused: the tiny model, and DeepSpeed's JIT-built CPU ops (about 2 min to build).
+CACHE = REPO / "runs" / "cache"
+MODEL_NAME = "tiny-qwen2"  # the checkpoint layout's <model>: <root>/<model>/<run>/final
+STEPS = 2
+RUN_TIMEOUT = 300  # seconds; a run takes about 30 (a missing Ray resource hangs rather than fails)
+
+
+@dataclass
+class Run:
+    name: str
+    estimator: str
+    flags: List[str] = field(default_factory=list)
+    actor_ranks: int = 1
+    async_: bool = False
+    dataset: str = "train.jsonl"
+    env: Dict[str, str] = field(default_factory=dict)
+    prompts_per_step: int = 8
+    reference_model: bool = False
+    note: str = ""
+
+
+RUNS = [
+    Run("psr", "psr"),
+    Run("nsr", "nsr"),
+    Run("w_reinforce", "w_reinforce", ["--algo.advantage.w_reinforce_lambda", "0.1"]),
+    Run("nsr_zero", "nsr", ["--algo.advantage.ignored_samples", "zero"]),
+    Run("nsr_2ranks", "nsr", actor_ranks=2, note="DeepSpeed data parallel: the drop-mode normaliser across ranks"),
+    Run("w_reinforce_async", "w_reinforce", ["--train.async_enable"], async_=True),
+    # The paper's GRPO baseline (paper-spec §2): group-normalised advantages, k3 KL loss 1e-3 against a
+    # reference model (one more DeepSpeed actor, in its own process).
+    Run("group_norm", "group_norm", ["--algo.kl.use_loss", "--algo.kl.init_coef", "1e-3", "--algo.kl.estimator", "k3"],
+        reference_model=True, note="a built-in estimator for contrast: GRPO with its KL loss and reference model"),
+    # Every sample correct: nsr has nothing to learn from. Near-greedy sampling of a prompt the
+    # model always answers right makes every batch all-correct.
+    Run("nsr_all_correct", "nsr", ["--rollout.temperature", "0.1"], dataset="easy.jsonl", prompts_per_step=4,
+        note="every sample correct: no gradient, no NaN, weights unchanged"),  # fmt: skip
+    # Grading faults: a time limit no grading can meet, so every worker is killed mid-grading.
+    Run("nsr_grading_faults", "nsr", env={"OPENRLHF_NSR_REWARD_TIMEOUT": "1e-6"}, prompts_per_step=4,
+        note="the reward's workers time out: samples score 0, grading_timeout logged"),  # fmt: skip
+]
+EVALUATED_RUN = "w_reinforce"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def environment(log_dir: Optional[Path] = None, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """The environment of every e2e process: stand-ins on PYTHONPATH, CPU layer on, caches ours."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "CUDA_VISIBLE_DEVICES")}
+    paths = [str(CPU_LAYER), str(GPU_STUBS), str(REPO)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env.update(
+        PYTHONPATH=os.pathsep.join(dict.fromkeys(paths)),
+        OPENRLHF_NSR_CPU_COMPAT="1",
+        DS_ACCELERATOR="cpu",
+        TORCH_EXTENSIONS_DIR=str(CACHE / "torch_extensions"),
+        HF_HUB_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        OMP_NUM_THREADS="1",
+        RAY_DEDUP_LOGS="0",
+        RAY_USAGE_STATS_ENABLED="0",
+        WANDB_MODE="disabled",
+        PYTHONUNBUFFERED="1",
+    )
+    if log_dir is not None:
+        env["VLLM_STANDIN_LOG_DIR"] = str(log_dir)
+    env.update(extra or {})
+    return env
+
+
+def run_process(command, cwd, env, log, timeout) -> int:
+    """Run ``command`` in a process group of its own; on timeout kill the whole group (the Ray
+    cluster a run starts lives in it) and return -9."""
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        log.write(f"\n[e2e] killed after {timeout} s\n")
+        return -9
+
+
+def train_command(run: Run, task: Path, run_dir: Path, final_dir: Path) -> List[str]:
+    ranks = run.actor_ranks
+    return [
+        sys.executable, "-m", "openrlhf_nsr.train_ppo_ray",
+        "--actor.model_name_or_path", str(task / "model"),
+        "--data.prompt_dataset", str(task / run.dataset), "--data.input_key", "prompt", "--data.label_key", "answer",
+        "--data.max_samples", str(run.prompts_per_step * STEPS),
+        "--reward.remote_url", "math_verify",
+        "--algo.advantage.estimator", run.estimator,
+        "--rollout.batch_size", str(run.prompts_per_step), "--rollout.n_samples_per_prompt", "4",
+        "--rollout.micro_batch_size", "8", "--rollout.max_new_tokens", "12", "--data.max_len", "160",
+        # 2 optimiser steps per rollout batch (16 samples each, 2 micro-batches of 8 over the ranks)
+        "--train.batch_size", str(run.prompts_per_step * 2), "--train.micro_batch_size", "4",
+        "--train.max_epochs", "1", "--train.num_episodes", "1", "--train.seed", "0",
+        "--actor.adam.lr", "5e-4", "--actor.lr_warmup_ratio", "0", "--actor.lr_scheduler", "constant",
+        "--actor.num_nodes", "1", "--actor.num_gpus_per_node", str(ranks),
+        *(["--ref.num_nodes", "1", "--ref.num_gpus_per_node", "1"] if run.reference_model else []),
+        "--vllm.num_engines", "1", "--vllm.tensor_parallel_size", "1", "--vllm.sync_backend", "gloo",
+        "--ds.zero_stage", "2", "--ds.param_dtype", "bf16", "--ds.attn_implementation", "eager",
+        "--ckpt.path", str(run_dir / "ckpt"), "--ckpt.output_dir", str(final_dir),
+        "--logger.tensorboard_dir", str(run_dir / "tensorboard"),
+        *run.flags,
+    ]  # fmt: skip
+
+
+def ray_resources(run: Run) -> str:
+    # one logical GPU per actor rank, the engine and the reference model; the PPOTrainer actor needs a CPU
+    return json.dumps({"CPU": 4, "GPU": run.actor_ranks + 1 + run.reference_model})
+
+
+def train(run: Run, task: Path, out: Path, checkpoints: Path) -> dict:
+    run_dir = out / run.name
+    final_dir = checkpoints / MODEL_NAME / run.name / "final"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    shutil.rmtree(final_dir.parent, ignore_errors=True)
+    (run_dir / "engine").mkdir(parents=True)
+    env = environment(run_dir / "engine", {"RAY_OVERRIDE_RESOURCES": ray_resources(run), **run.env})
+    command = train_command(run, task, run_dir, final_dir)
+    (run_dir / "command.json").write_text(json.dumps(command, indent=1))
+    start = time.time()
+    with open(run_dir / "train.log", "w") as log:
+        returncode = run_process(command, run_dir, env, log, RUN_TIMEOUT)
+    wall = time.time() - start
+    return {
+        "name": run.name,
+        "estimator": run.estimator,
+        "flags": run.flags,
+        "note": run.note,
+        "actor_ranks": run.actor_ranks,
+        "async": run.async_,
+        "steps": STEPS,
+        "returncode": returncode,
+        "wall_s": round(wall, 1),
+        "log": str(run_dir / "train.log"),
+        "tensorboard_dir": str(run_dir / "tensorboard"),
+        "engine_log_dir": str(run_dir / "engine"),
+        "final_model": str(final_dir),
+    }
+
+
+def read_scalars(tensorboard_dir: str) -> Dict[str, Dict[int, float]]:
+    """{tag: {step: value}} of every scalar OpenRLHF wrote under ``tensorboard_dir``."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    scalars: Dict[str, Dict[int, float]] = {}
+    for events in sorted(Path(tensorboard_dir).rglob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        for tag in accumulator.Tags()["scalars"]:
+            for event in accumulator.Scalars(tag):
+                scalars.setdefault(tag, {})[event.step] = event.value
+    return scalars
+
+
+EVAL_FLAGS = ["--template", "qwen", "--n", "4", "--temperature", "1.0", "--top-p", "1.0", "--max-tokens", "12",
+              "--seed", "0"]  # fmt: skip
+LAUNCHER_RUNS = ("nsr", "w_reinforce")  # evaluated again through benchmarks/eval_checkpoints.sh
+
+
+def evaluate(run: dict, task: Path, out: Path, checkpoints: Path) -> dict:
+    """openrlhf_nsr.eval on one trained model with both backends, ``compare --paper``, and the
+    benchmark launcher on the checkpoint layout the runs wrote."""
+    eval_root = out / "eval"
+    shutil.rmtree(eval_root, ignore_errors=True)
+    eval_root.mkdir(parents=True)
+    python = [sys.executable, "-m", "openrlhf_nsr.eval"]
+    dataset = ["--datasets", f"math={task / 'math_test.parquet'}"]
+    commands = {
+        backend: python + ["--model", run["final_model"], *dataset, *EVAL_FLAGS, "--backend", backend,
+                           "--out", str(eval_root / backend)]  # fmt: skip
+        for backend in ("hf", "vllm")
+    }
+    commands["compare"] = python + ["compare", str(eval_root / "hf"), str(eval_root / "vllm"),
+                                    "--labels", f"{run['name']},vllm_standin", "--paper", "qwen2.5-math-7b",
+                                    "--out", str(eval_root / "compare_passk.png")]  # fmt: skip
+    # The launcher as reproduce_table1.sh uses it, on this run's checkpoint layout, CPU backend.
+    commands["launcher"] = ["bash", "-c", 'RUNS=($LAUNCHER_RUNS); EVAL_FLAGS=($EVAL_FLAGS); '
+                            'source "$0"', str(REPO / "benchmarks" / "eval_checkpoints.sh")]  # fmt: skip
+    launcher_env = dict(
+        CHECKPOINT_ROOT=str(checkpoints), MODEL_NAME=MODEL_NAME, MODEL_BASE=str(task / "model"),
+        LAUNCHER_RUNS=" ".join(LAUNCHER_RUNS), EVAL_FLAGS=" ".join(EVAL_FLAGS), PAPER="qwen2.5-math-7b",
+        OUT_NAME="e2e-launcher", OUT_DIR=str(eval_root / "launcher"), BACKEND="hf", DATA_DIR=str(task),
+        PYTHON=sys.executable,
+    )  # fmt: skip
+    results = {"returncodes": {}, "logs": {}}
+    for name, command in commands.items():
+        log_path = eval_root / f"{name}.log"
+        with open(log_path, "w") as log:
+            env = environment(extra=launcher_env if name == "launcher" else None)
+            results["returncodes"][name] = run_process(command, eval_root, env, log, RUN_TIMEOUT)
+        results["logs"][name] = str(log_path)
+    results["dirs"] = {"hf": str(eval_root / "hf"), "vllm": str(eval_root / "vllm"), "launcher": str(eval_root / "launcher")}
+    return results
+
+
+def run_all(out: Path, names: Optional[List[str]] = None, evaluate_run: Optional[str] = EVALUATED_RUN) -> dict:
+    sys.path.insert(0, str(HERE))
+    import tiny_task
+
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    task = tiny_task.build(CACHE / "tiny-task")
+    checkpoints = out / "checkpoints"
+    selected = [r for r in RUNS if names is None or r.name in names]
+    summary = {"base_model": str(task / "model"), "task_dir": str(task), "checkpoint_root": str(checkpoints), "runs": []}
+    for run in selected:
+        print(f"[e2e] {run.name}: training ({run.estimator}, {run.actor_ranks} actor rank(s)"
+              f"{', async' if run.async_ else ''}) ...", flush=True)  # fmt: skip
+        result = train(run, task, out, checkpoints)
+        if run.name == evaluate_run and result["returncode"] == 0:
+            print(f"[e2e] {run.name}: evaluating the final model ...", flush=True)
+            result["eval"] = evaluate(result, task, out, checkpoints)
+            result["eval_dir"] = result["eval"]["dirs"]["hf"]
+        summary["runs"].append(result)
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+        print(f"[e2e] {run.name}: exit {result['returncode']} in {result['wall_s']} s", flush=True)
+    print(format_table(summary))
+    return summary
+
+
+def format_table(summary: dict) -> str:
+    lines = [f"{'run':<20}{'exit':>5}{'steps':>6}  {'correct_frac / step':<22}{'grad_samples_frac / step':<26}{'wall s':>7}  final model"]
+    for run in summary["runs"]:
+        scalars = read_scalars(run["tensorboard_dir"]) if Path(run["tensorboard_dir"]).exists() else {}
+        cells = []
+        for key in ("train/rollout/correct_frac", "train/rollout/grad_samples_frac"):
+            values = scalars.get(key, {})
+            cells.append(" ".join(f"{values[s]:.2f}" for s in sorted(values)) or "-")
+        lines.append(f"{run['name']:<20}{run['returncode']:>5}{run['steps']:>6}  {cells[0]:<22}{cells[1]:<26}"
+                     f"{run['wall_s']:>7}  {run['final_model']}")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="tests/e2e/harness.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the runs go (default runs/e2e)")
+    parser.add_argument("--runs", default=None, help=f"comma-separated subset of: {', '.join(r.name for r in RUNS)}")
+    args = parser.parse_args(argv)
+    names = args.runs.split(",") if args.runs else None
+    unknown = set(names or []) - {r.name for r in RUNS}
+    if unknown:
+        parser.error(f"unknown run(s) {', '.join(sorted(unknown))}; choose from {', '.join(r.name for r in RUNS)}")
+    summary = run_all(args.out, names)
+    failed = [r["name"] for r in summary["runs"] if r["returncode"] != 0]
+    failed += [f"eval {k}" for r in summary["runs"] for k, v in r.get("eval", {}).get("returncodes", {}).items() if v]
+    if failed:
+        print(f"[e2e] failed: {', '.join(failed)}; logs under {args.out}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

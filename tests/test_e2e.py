@@ -1,0 +1,215 @@
+"""OpenRLHF 0.11.2's real training loop with the plugin, end to end on CPU (tests/e2e/harness.py).
+
+The runs are made once per session (about 6 minutes on 2 cores; ``-m "not e2e"`` leaves them
+out) and every assertion reads what they left: exit codes, OpenRLHF's tensorboard logs, the
+saved models, the engine stand-in's record of its weights and requests, evaluation outputs.
+"""
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import HERE
+
+sys.path.insert(0, str(HERE / "e2e"))
+import harness  # noqa: E402
+
+pytestmark = pytest.mark.e2e
+RUNS = {run.name: run for run in harness.RUNS}
+OBJECTIVE_RUNS = [name for name, run in RUNS.items() if run.estimator in ("psr", "nsr", "w_reinforce")]
+# the paper's Figure 4 diagnostics the plugin adds to OpenRLHF's rollout/ metrics
+PLUGIN_METRICS = ["correct_frac", "prompts_all_correct_frac", "prompts_none_correct_frac", "grad_samples_frac"]
+
+
+@pytest.fixture(scope="session")
+def summary(tmp_path_factory):
+    out = tmp_path_factory.mktemp("e2e")
+    result = harness.run_all(out)
+    assert json.loads((out / "summary.json").read_text()) == result
+    return result
+
+
+@pytest.fixture(scope="session")
+def runs(summary):
+    return {run["name"]: run for run in summary["runs"]}
+
+
+def _log_tail(run, lines=60):
+    return "\n".join(Path(run["log"]).read_text(errors="replace").splitlines()[-lines:])
+
+
+def _scalars(run):
+    return harness.read_scalars(run["tensorboard_dir"])
+
+
+def _weights(folder):
+    from safetensors.torch import load_file
+
+    state = {}
+    for file in sorted(Path(folder).glob("*.safetensors")):
+        state.update(load_file(str(file)))
+    assert state, f"no safetensors weights in {folder}"
+    return state
+
+
+def _engine_records(run):
+    (log,) = Path(run["engine_log_dir"]).glob("engine-*.jsonl")
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_run_exits_0_after_its_steps(runs, name):
+    run = runs[name]
+    assert run["returncode"] == 0, _log_tail(run)
+    steps = _scalars(run)["train/rollout/num_samples"]
+    assert sorted(steps) == list(range(1, harness.STEPS + 1))
+
+
+@pytest.mark.parametrize("name", OBJECTIVE_RUNS)
+def test_plugin_metrics_reach_openrlhfs_logs_every_step(runs, name):
+    scalars = _scalars(runs[name])
+    for metric in PLUGIN_METRICS:
+        values = scalars.get(f"train/rollout/{metric}", {})
+        assert sorted(values) == list(range(1, harness.STEPS + 1)), (metric, sorted(scalars))
+        assert all(0.0 <= v <= 1.0 for v in values.values()), (metric, values)
+
+
+def test_builtin_estimator_gets_openrlhfs_metrics_and_none_of_the_plugins(runs):
+    scalars = _scalars(runs["group_norm"])
+    assert len(scalars["train/rollout/reward_mean"]) == harness.STEPS
+    assert not any(f"train/rollout/{metric}" in scalars for metric in PLUGIN_METRICS)
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_every_logged_number_is_finite(runs, name):
+    scalars = _scalars(runs[name])
+    bad = {tag: v for tag, values in scalars.items() for v in values.values() if not math.isfinite(v)}
+    assert not bad
+
+
+@pytest.mark.parametrize("name", ["psr", "nsr", "w_reinforce", "nsr_zero", "nsr_2ranks", "w_reinforce_async"])
+def test_each_objective_learned_from_both_classes_of_samples(runs, name):
+    """The tiny model is right on some samples and wrong on others, so every objective gets gradient."""
+    scalars = _scalars(runs[name])
+    correct = scalars["train/rollout/correct_frac"]
+    assert all(0.0 < v < 1.0 for v in correct.values()), correct
+    grad = scalars["train/rollout/grad_samples_frac"]
+    expected = {"psr": correct, "nsr": {s: 1 - v for s, v in correct.items()}}.get(RUNS[name].estimator)
+    for step, value in grad.items():
+        assert value == pytest.approx(1.0 if expected is None else expected[step], abs=1e-6)
+
+
+@pytest.mark.parametrize("name", [n for n in RUNS if n != "nsr_all_correct"])
+def test_final_model_loads_with_transformers_and_differs_from_the_base(summary, runs, name):
+    from transformers import AutoModelForCausalLM
+
+    final = runs[name]["final_model"]
+    model = AutoModelForCausalLM.from_pretrained(final)
+    base = AutoModelForCausalLM.from_pretrained(summary["base_model"])
+    base_state = base.state_dict()
+    changed = [k for k, v in model.state_dict().items() if not torch.equal(v.float(), base_state[k].float())]
+    assert changed, f"{name}: the final model equals the base model"
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_engine_samples_with_the_weights_the_trainer_sent(summary, runs, name):
+    """Weight sync is real: after every step the engine holds new weights (all parameters sent
+    over the gloo group), generates the next rollouts with them, and after the last sync it holds
+    exactly the weights OpenRLHF saved as the final model."""
+    records = _engine_records(runs[name])
+    syncs = [r for r in records if r["event"] == "weights"]
+    assert [r["version"] for r in syncs] == list(range(harness.STEPS + 1))  # the checkpoint, then one per step
+    generations = [r for r in records if r["event"] == "generate"]
+    sha_of = {r["version"]: r["sha256"] for r in syncs}
+    assert all(r["sha256"] == sha_of[r["version"]] for r in generations)
+    used = {r["version"] for r in generations}
+    if RUNS[name].async_:  # rollouts run ahead of training (both batches may come from the checkpoint)
+        assert 0 in used and used <= set(range(harness.STEPS)), used
+    else:
+        assert used == set(range(harness.STEPS)), used
+    engine = _weights(runs[name]["engine_log_dir"])
+    final = _weights(runs[name]["final_model"])
+    engine = {k: v for k, v in engine.items() if k in final}  # tied lm_head: saved once
+    assert engine.keys() == final.keys()
+    assert all(torch.equal(engine[k], final[k].to(engine[k].dtype)) for k in final)
+    if name != "nsr_all_correct":
+        assert len({r["sha256"] for r in syncs}) == len(syncs)  # every step changed the weights
+
+
+def test_nsr_on_batches_where_every_sample_is_correct_goes_on_without_nan(summary, runs):
+    """Nothing to learn from: no sample carries gradient, the step is skipped cleanly (OpenRLHF alone
+    divides 0 by 0 here), the loss is 0 and the weights stay exactly what they were."""
+    run = runs["nsr_all_correct"]
+    scalars = _scalars(run)
+    assert set(scalars["train/rollout/correct_frac"].values()) == {1.0}
+    assert set(scalars["train/rollout/grad_samples_frac"].values()) == {0.0}
+    assert set(scalars["train/policy_loss"].values()) == {0.0}
+    base, final = _weights(Path(summary["base_model"])), _weights(run["final_model"])
+    assert base.keys() <= final.keys()  # the final model may also save the tied lm_head
+    assert all(torch.equal(final[k], base[k].to(final[k].dtype)) for k in base)
+
+
+def test_grading_faults_score_0_and_show_in_the_logs(runs):
+    run = runs["nsr_grading_faults"]
+    assert run["returncode"] == 0, _log_tail(run)
+    scalars = _scalars(run)
+    timeouts = scalars["train/grading_timeout"]
+    assert sorted(timeouts) == list(range(1, harness.STEPS + 1))
+    assert all(v > 0.5 for v in timeouts.values()), timeouts
+    for step, correct in scalars["train/rollout/correct_frac"].items():
+        assert correct <= 1.0 - timeouts[step] + 1e-6  # a sample whose grading timed out scored 0
+
+
+def test_two_actor_ranks_train_in_data_parallel(runs):
+    run = runs["nsr_2ranks"]
+    log = Path(run["log"]).read_text(errors="replace")
+    assert log.count("(PolicyModelActor pid=") and len(set(_actor_pids(log))) == 2
+
+
+def _actor_pids(log):
+    return [line.split("(PolicyModelActor pid=")[1].split(")")[0] for line in log.splitlines() if "(PolicyModelActor pid=" in line]
+
+
+def test_summary_says_what_each_run_is(summary, runs):
+    assert Path(summary["base_model"]).is_dir()
+    for name, spec in RUNS.items():
+        run = runs[name]
+        assert (run["estimator"], run["actor_ranks"], run["async"], run["steps"]) == (
+            spec.estimator, spec.actor_ranks, spec.async_, harness.STEPS)  # fmt: skip
+        assert Path(run["tensorboard_dir"]).is_dir() and Path(run["final_model"]).is_dir()
+        assert run["final_model"] == str(Path(summary["checkpoint_root"]) / harness.MODEL_NAME / name / "final")
+    evaluated = [run for run in summary["runs"] if "eval_dir" in run]
+    assert [run["name"] for run in evaluated] == [harness.EVALUATED_RUN]
+
+
+def test_evaluation_of_a_trained_checkpoint_with_both_backends(runs):
+    run = runs[harness.EVALUATED_RUN]
+    evaluation = run["eval"]
+    for step in ("hf", "vllm", "compare"):
+        assert evaluation["returncodes"][step] == 0, Path(evaluation["logs"][step]).read_text()[-3000:]
+    for backend in ("hf", "vllm"):
+        metrics = json.loads((Path(evaluation["dirs"][backend]) / "metrics.json").read_text())
+        config = json.loads((Path(evaluation["dirs"][backend]) / "config.json").read_text())
+        assert config["model"] == run["final_model"] and config["backend"] == backend
+        passk = metrics["datasets"]["math"]["pass_at_k"]
+        assert sorted(passk, key=int) == ["1", "2", "4"]
+        assert all(0.0 <= v <= 1.0 for v in passk.values())
+        assert passk["1"] <= passk["2"] <= passk["4"]
+    compared = Path(evaluation["logs"]["compare"]).read_text()
+    compared = compared.lower()
+    assert "paper w-reinforce" in compared and f"{run['name']} - paper w-reinforce" in compared
+
+
+def test_benchmark_launcher_evaluates_the_final_models_the_runs_wrote(summary, runs):
+    evaluation = runs[harness.EVALUATED_RUN]["eval"]
+    assert evaluation["returncodes"]["launcher"] == 0, Path(evaluation["logs"]["launcher"]).read_text()[-3000:]
+    out = Path(evaluation["dirs"]["launcher"])
+    for name in ("base",) + harness.LAUNCHER_RUNS:
+        config = json.loads((out / name / "config.json").read_text())
+        expected = summary["base_model"] if name == "base" else runs[name]["final_model"]
+        assert config["model"] == expected and config["backend"] == "hf"
+        assert (out / name / "metrics.json").exists()
+    assert (out / "compare_passk.png").exists()
