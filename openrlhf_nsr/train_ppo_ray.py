@@ -8,6 +8,8 @@
         [--reward.remote_url math_verify]         # the package's math reward (openrlhf_nsr/reward.py)
 
 Also works as the entrypoint of ``ray job submit ... -- python -m openrlhf_nsr.train_ppo_ray ...``.
+``--help`` and ``--dry_run`` work on a machine without vLLM / flash-attn (gpu_imports.py); a real
+run there stops at once, naming what to install.
 
 OpenRLHF builds its parser inside ``if __name__ == "__main__":`` of its CLI module, so this
 wrapper runs that module as ``__main__`` (runpy) with three hooks in place for the run:
@@ -163,13 +165,30 @@ def _to_dict(namespace):
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from openrlhf_nsr import openrlhf_patch
+    from openrlhf_nsr import gpu_imports, openrlhf_patch
 
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         openrlhf_patch.apply()  # version check; also patches this process (harmless for the driver)
     except RuntimeError as err:
         print(f"{LOG_PREFIX} error: {err}", file=sys.stderr)
         return 2
+    absent = gpu_imports.missing()
+    validating_only = bool({"-h", "--help", "--dry_run"} & set(argv))
+    if absent and not validating_only:
+        print(
+            f"{LOG_PREFIX} error: a training run needs {' and '.join(absent)}, not installed here: "
+            f"{gpu_imports.INSTALL}. --help and --dry_run work without them.",
+            file=sys.stderr,
+        )
+        return 2
+    # OpenRLHF's CLI imports vLLM / flash-attn at module level; parsing a command needs neither
+    with gpu_imports.placeholders(absent) if absent else contextlib.nullcontext():
+        return _run(argv)
+
+
+def _run(argv: List[str]) -> int:
+    from openrlhf_nsr import openrlhf_patch
 
     import ray
     import openrlhf.utils.config as openrlhf_config
@@ -204,7 +223,6 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         return init
 
-    argv = sys.argv[1:] if argv is None else list(argv)
     saved_argv = sys.argv
     sys.argv = [OPENRLHF_CLI] + argv
     try:

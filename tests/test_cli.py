@@ -1,6 +1,7 @@
 """The wrapper CLI: OpenRLHF 0.11.2's real parser plus our estimators, flags and checks."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -157,3 +158,38 @@ def test_math_verify_names_the_installed_reward_file(capsys):
     assert config["reward"]["remote_url"] == [openrlhf_nsr.reward.__file__]
     config, _ = dry_run(capsys, "--algo.advantage.estimator", "nsr", "--reward.remote_url", "/my/reward.py")
     assert config["reward"]["remote_url"] == ["/my/reward.py"]
+
+
+def _without_gpu_packages():
+    """The environment of a machine where neither vLLM nor flash-attn is installed (no test stubs)."""
+    from conftest import GPU_STUBS
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p != str(GPU_STUBS))
+    return env
+
+
+def _cli(*args, env):
+    return subprocess.run([sys.executable, "-m", "openrlhf_nsr.train_ppo_ray", *args], capture_output=True,
+                          text=True, env=env, timeout=300)  # fmt: skip
+
+
+def test_help_and_dry_run_need_no_gpu_packages_and_a_real_run_says_what_to_install():
+    env = _without_gpu_packages()
+    probe = subprocess.run([sys.executable, "-c", "import importlib.util as u; print(u.find_spec('vllm'))"],
+                           capture_output=True, text=True, env=env)  # fmt: skip
+    assert probe.stdout.strip() == "None"  # really no vllm here
+
+    helped = _cli("--help", env=env)
+    assert helped.returncode == 0, helped.stderr[-2000:]
+    assert "--algo.advantage.w_reinforce_lambda" in helped.stdout and "nsr" in helped.stdout
+
+    checked = _cli(*BASE, "--algo.advantage.estimator", "nsr", "--dry_run", env=env)
+    assert checked.returncode == 0, checked.stderr[-2000:]
+    config = json.loads(checked.stdout[checked.stdout.index("{") :])
+    assert config["algo"]["advantage"]["estimator"] == "nsr"
+
+    refused = _cli(*BASE, "--algo.advantage.estimator", "nsr", env=env)
+    assert refused.returncode == 2
+    assert "needs vllm and flash_attn" in refused.stderr and "pip install 'openrlhf[vllm]==0.11.2'" in refused.stderr
+    assert "Started a local Ray instance" not in refused.stdout + refused.stderr
