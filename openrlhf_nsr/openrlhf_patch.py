@@ -29,7 +29,7 @@ import threading
 
 import torch
 
-from openrlhf_nsr import objectives
+from openrlhf_nsr import objectives, openrlhf_contract
 
 SUPPORTED_OPENRLHF = "0.11"
 TESTED_OPENRLHF = "0.11.2"
@@ -233,6 +233,7 @@ def _patch_module(module) -> None:
     with _lock:
         if getattr(module, _PATCHED_FLAG, False):
             return
+        openrlhf_contract.check(module)  # a moved name fails here, naming it, not mid-run
         _PATCHES[module.__name__](module)
         setattr(module, _PATCHED_FLAG, True)
 

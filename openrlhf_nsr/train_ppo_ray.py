@@ -28,7 +28,7 @@ import sys
 from types import SimpleNamespace
 from typing import List, Optional
 
-from openrlhf_nsr import objectives
+from openrlhf_nsr import objectives, openrlhf_contract
 
 OPENRLHF_CLI = "openrlhf.cli.train_ppo_ray"
 ESTIMATOR = "algo.advantage.estimator"
@@ -48,6 +48,7 @@ class _DryRunDone(Exception):
 def extend_parser(parser: argparse.ArgumentParser) -> float:
     """Add our estimators and flags to OpenRLHF's parser; return the KL coefficient's default."""
     actions = {action.dest: action for action in parser._actions}
+    openrlhf_contract.check_parser(actions)
     estimator = actions[ESTIMATOR]
     estimator.choices = list(estimator.choices) + [n for n in objectives.objective_names() if n not in estimator.choices]
     estimator.help += (
@@ -183,8 +184,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         )
         return 2
     # OpenRLHF's CLI imports vLLM / flash-attn at module level; parsing a command needs neither
-    with gpu_imports.placeholders(absent) if absent else contextlib.nullcontext():
-        return _run(argv)
+    try:
+        with gpu_imports.placeholders(absent) if absent else contextlib.nullcontext():
+            return _run(argv)
+    except openrlhf_contract.ContractError as err:  # an OpenRLHF that moved a name the adapter uses
+        print(f"{LOG_PREFIX} error: {err}", file=sys.stderr)
+        return 2
 
 
 def _run(argv: List[str]) -> int:
@@ -192,6 +197,8 @@ def _run(argv: List[str]) -> int:
 
     import ray
     import openrlhf.utils.config as openrlhf_config
+
+    openrlhf_contract.check(openrlhf_config)
 
     state = SimpleNamespace(config=None, dry_run=False)
 
