@@ -10,6 +10,8 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["openrlhf_nsr", "openrlhf_nsr.*"]),
+    # The paper's reference pass@k (eval compare --paper) ships inside the package.
+    package_data={"openrlhf_nsr": ["paper_passk.csv"]},
     python_requires=">=3.10",
     # OpenRLHF is not a hard requirement: its wheel hard-pins the CUDA-only flash-attn.
     # math-verify: grading semantics depend on its version (tests/test_reward.py lists 0.9's residue).

@@ -8,7 +8,13 @@ Writes to ``--out``: ``config.json`` (what defines the run), ``samples.jsonl`` (
 sample), ``metrics.json`` (per dataset: pass@k for k = 1, 2, 4, ..., n, entropy, missing answers,
 grading timeouts, the generation config) and ``passk.png``. An interrupted run resumes where it
 stopped (whole problems are appended as they finish); a different config in the same folder is
-refused. Scoring uses the training reward's grader (openrlhf_nsr.reward.grade_batch).
+refused. Nothing is written to ``--out`` until the flags, the datasets, the model and the
+folder have been checked and the backend has loaded the model, so a command that fails to start
+can be corrected and rerun with the same ``--out``; bad flag values are usage errors (exit 2).
+Scoring uses the training reward's grader (openrlhf_nsr.reward.grade_batch).
+
+The paper's reference numbers (``compare --paper``) ship inside the package:
+``openrlhf_nsr/paper_passk.csv``.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import re
 import sys
@@ -27,7 +34,8 @@ from typing import Dict, List, Optional
 from openrlhf_nsr import data
 from openrlhf_nsr.metrics import default_ks, mean_pass_at_k
 
-PAPER_FILE = Path(__file__).resolve().parents[1] / "benchmarks" / "paper_passk.csv"
+# Package data (setup.py package_data): installed next to this module, editable or not.
+PAPER_FILE = Path(__file__).resolve().with_name("paper_passk.csv")
 PAPER_MODELS = ("qwen2.5-math-7b", "qwen3-4b")
 # the paper's dataset names -> ours
 PAPER_DATASETS = {"MATH": "math", "AIME 2025": "aime2025", "AMC23": "amc23"}
@@ -52,8 +60,9 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=-1, help="-1: off (Qwen3-4B in the paper: 20)")
     p.add_argument("--max-tokens", type=int, default=4096)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--ks", default=None, help="comma-separated k for pass@k (default 1, 2, 4, ..., n)")
-    p.add_argument("--max-problems", type=int, default=None, help="evaluate only the first N problems of each dataset")
+    p.add_argument("--ks", default=None, help="comma-separated integers 1 <= k <= n for pass@k, in any order; "
+                   "duplicates are dropped (default 1, 2, 4, ..., n)")  # fmt: skip
+    p.add_argument("--max-problems", type=int, default=None, help="evaluate only the first N >= 1 problems of each dataset")
     p.add_argument("--backend", choices=("auto", "vllm", "hf"), default="auto",
                    help="vllm (GPU) or hf (transformers, CPU-sized models); auto: vllm when CUDA is available")  # fmt: skip
     p.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm backend")
@@ -63,27 +72,85 @@ def run_parser() -> argparse.ArgumentParser:
     return p
 
 
+# A hub id: "name" or "org/name" (letters, digits, "_", ".", "-"); anything else is taken as a local path.
+_HUB_ID = re.compile(r"[A-Za-z0-9_][\w.-]*(/[A-Za-z0-9_][\w.-]*)?")
+
+
 def _validate(parser: argparse.ArgumentParser, args) -> List[int]:
+    """Check every flag without writing anything; returns the ks. A bad value is a usage error (exit 2)."""
+
+    def bad(flag: str, value, allowed: str):
+        parser.error(f"argument {flag}: invalid value {value!r}: {allowed}")
+
+    for flag, value, ok, allowed in (
+        ("--n", args.n, args.n >= 1, "need an integer >= 1 (samples per problem)"),
+        ("--max-problems", args.max_problems, args.max_problems is None or args.max_problems >= 1,
+         "need an integer >= 1 (the first N problems of each dataset); omit it for all"),
+        ("--temperature", args.temperature, math.isfinite(args.temperature) and args.temperature >= 0,
+         "need a number >= 0 (0: greedy)"),
+        ("--top-p", args.top_p, 0 < args.top_p <= 1, "need 0 < p <= 1 (1: off)"),
+        ("--top-k", args.top_k, args.top_k == -1 or args.top_k >= 1, "need -1 (off) or an integer >= 1"),
+        ("--max-tokens", args.max_tokens, args.max_tokens >= 1, "need an integer >= 1"),
+        ("--batch-size", args.batch_size, args.batch_size >= 1, "need an integer >= 1"),
+        ("--tensor-parallel-size", args.tensor_parallel_size, args.tensor_parallel_size >= 1, "need an integer >= 1"),
+        ("--gpu-memory-utilization", args.gpu_memory_utilization, 0 < args.gpu_memory_utilization <= 1,
+         "need a fraction 0 < u <= 1"),
+    ):  # fmt: skip
+        if not ok:
+            bad(flag, value, allowed)
+    ks = default_ks(args.n) if args.ks is None else _parse_ks(parser, args.ks, args.n)
+
     try:
         data.check_template(args.template)
-        for spec in args.datasets.split(","):
-            data.parse_dataset_spec(spec)
     except ValueError as err:
-        parser.error(str(err))
-    if args.n < 1:
-        parser.error(f"--n must be >= 1, got {args.n}")
-    ks = default_ks(args.n) if args.ks is None else sorted({int(k) for k in args.ks.split(",")})
-    if ks[0] < 1:
-        parser.error(f"--ks must be >= 1, got {args.ks}")
-    if ks[-1] > args.n:
-        parser.error(f"--n {args.n} is smaller than the largest k requested ({ks[-1]}): pass@k needs n >= k")
-    if not 0 < args.top_p <= 1 or args.temperature < 0 or args.max_tokens < 1:
-        parser.error("need 0 < --top-p <= 1, --temperature >= 0 and --max-tokens >= 1")
-    if not os.path.exists(args.model) and (
-        args.model.startswith((".", "/", "~")) or not re.fullmatch(r"[\w.-]+/[\w.-]+", args.model)
-    ):
-        parser.error(f"--model {args.model}: no such local path (and not a hub id like Qwen/Qwen2.5-Math-7B)")
+        parser.error(f"argument --template: {err}")
+    names = set()
+    for spec in args.datasets.split(","):
+        if not spec.strip():
+            bad("--datasets", args.datasets, f"an empty entry; need comma-separated names ({', '.join(data.HUB_DATASETS)}) "
+                "or NAME=PATH to a local .parquet / .jsonl")  # fmt: skip
+        try:
+            name, path = data.parse_dataset_spec(spec)
+        except ValueError as err:
+            parser.error(f"argument --datasets: {err}")
+        if not name:
+            bad("--datasets", spec, "need NAME=PATH with a non-empty NAME")
+        if name in names:
+            bad("--datasets", args.datasets, f"dataset name {name!r} appears twice; give each NAME=PATH its own name")
+        names.add(name)
+        if path is not None and not path.is_file():
+            parser.error(f"argument --datasets: dataset file {path} does not exist (from --datasets {spec!r})"
+                         if not path.exists() else f"argument --datasets: {path} is not a file (from --datasets {spec!r})")  # fmt: skip
+
+    if args.model.startswith("~"):
+        args.model = os.path.expanduser(args.model)
+    if not os.path.exists(args.model) and not _HUB_ID.fullmatch(args.model):
+        parser.error(f"argument --model: {args.model!r}: no such local path (and not a hub id like Qwen/Qwen2.5-Math-7B)")
+
+    out = args.out
+    existing = next((p for p in (out, *out.parents) if p.exists()), None)
+    if out.exists() and not out.is_dir():
+        parser.error(f"argument --out: {out} is an existing file; --out is a folder")
+    if existing is not None and not existing.is_dir():
+        parser.error(f"argument --out: {out} cannot be created: {existing} is a file")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        parser.error(f"argument --out: {existing} is not writable")
     return ks
+
+
+def _parse_ks(parser: argparse.ArgumentParser, text: str, n: int) -> List[int]:
+    allowed = f"need comma-separated integers 1 <= k <= n = {n} (--n), e.g. 1,2,4"
+    ks = set()
+    for item in text.split(","):
+        try:
+            k = int(item.strip())
+        except ValueError:
+            parser.error(f"argument --ks: invalid value {text!r}: {item.strip()!r} is not an integer; {allowed}")
+        if not 1 <= k <= n:
+            parser.error(f"argument --ks: invalid value {text!r}: k = {k} is outside 1 <= k <= n = {n}"
+                         + (" (pass@k needs at least k samples per problem: raise --n)" if k > n else "") + f"; {allowed}")  # fmt: skip
+        ks.add(k)
+    return sorted(ks)
 
 
 def _backend_name(requested: str) -> str:
@@ -114,18 +181,18 @@ def run(argv: Optional[List[str]] = None) -> int:
         "backend": backend_name,
     }
     out = args.out
-    _claim_folder(parser, out, config)
-
-    from openrlhf_nsr.generation import HFBackend, SamplingConfig, VLLMBackend
-    from openrlhf_nsr.reward import grade_batch
+    _check_folder(parser, out, config)  # read-only: a clash is refused before anything is loaded
 
     loaded = []
     for spec in config["datasets"]:
         try:
             name, problems = data.load_problems(spec, args.label)
         except (OSError, RuntimeError, ValueError) as err:
-            parser.error(str(err))
+            parser.error(f"argument --datasets: {err}")
         loaded.append((name, problems[: args.max_problems]))
+
+    from openrlhf_nsr.generation import HFBackend, SamplingConfig, VLLMBackend
+    from openrlhf_nsr.reward import grade_batch
 
     done = _load_complete_samples(out / "samples.jsonl", args.n)
     todo = [(name, p) for name, problems in loaded for p in problems if (name, p.id) not in done]
@@ -138,6 +205,8 @@ def run(argv: Optional[List[str]] = None) -> int:
             chunk = 1
         sampling = SamplingConfig(args.n, args.temperature, args.top_p, args.top_k, args.max_tokens, args.seed)
         tokenizer = getattr(backend, "tokenizer", None) or _tokenizer_for_chat(args)
+    _claim_folder(parser, out, config)  # the first write to --out: inputs checked, the model loaded
+    if todo:
         _generate_and_grade(backend, sampling, tokenizer, args, todo, chunk, out / "samples.jsonl", grade_batch)
 
     metrics = compute_metrics(out / "samples.jsonl", [name for name, _ in loaded], ks, config)
@@ -147,19 +216,33 @@ def run(argv: Optional[List[str]] = None) -> int:
     return 0
 
 
-def _claim_folder(parser, out: Path, config: dict) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+def _check_folder(parser, out: Path, config: dict) -> None:
+    """Refuse an --out that holds a run with another config (or an unreadable one); writes nothing."""
     config_file = out / "config.json"
-    if config_file.exists():
+    if not config_file.exists():
+        return
+    try:
         existing = json.loads(config_file.read_text())
-        if existing != config:
-            diff = {k: (existing.get(k), config.get(k)) for k in set(existing) | set(config) if existing.get(k) != config.get(k)}
-            parser.error(
-                f"--out {out} holds a run with a different config ({', '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in diff.items())}): "
-                "use another --out, or delete the folder to start over"
-            )
-    else:
-        config_file.write_text(json.dumps(config, indent=2))
+    except (OSError, ValueError) as err:
+        parser.error(f"argument --out: {config_file} cannot be read ({err}): use another --out, or delete the folder")
+    if existing != config:
+        diff = {k: (existing.get(k), config.get(k)) for k in set(existing) | set(config) if existing.get(k) != config.get(k)}
+        parser.error(
+            f"--out {out} holds a run with a different config ({', '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in diff.items())}): "
+            "use another --out, or delete the folder to start over"
+        )
+
+
+def _claim_folder(parser, out: Path, config: dict) -> None:
+    """Create --out and write config.json there (once the inputs are known to be good)."""
+    _check_folder(parser, out, config)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        config_file = out / "config.json"
+        if not config_file.exists():
+            config_file.write_text(json.dumps(config, indent=2))
+    except OSError as err:
+        parser.error(f"argument --out: cannot write to {out}: {err}")
 
 
 def _tokenizer_for_chat(args):
@@ -254,6 +337,8 @@ def load_paper(model: str, path: Path = PAPER_FILE) -> Dict[str, Dict[str, Dict[
     """{method: {dataset: {k: pass@k in [0, 1]}}} of the paper's reference numbers for ``model``."""
     if model not in PAPER_MODELS:
         raise ValueError(f"unknown --paper {model!r}; choose one of: {', '.join(PAPER_MODELS)}")
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"the paper's reference numbers are missing: {path} (package data of openrlhf-nsr; reinstall it)")
     table: Dict = defaultdict(lambda: defaultdict(dict))
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
@@ -342,23 +427,55 @@ def compare(argv: List[str]) -> int:
     p.add_argument("--paper-file", type=Path, default=PAPER_FILE, help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, default=Path("compare_passk.png"), help="overlay plot (PNG)")
     args = p.parse_args(argv)
-    labels = args.labels.split(",") if args.labels else [r.name for r in args.runs]
+    if args.paper is not None and args.paper not in PAPER_MODELS:
+        p.error(f"argument --paper: invalid value {args.paper!r}: choose one of {', '.join(PAPER_MODELS)}")
+    labels = args.labels.split(",") if args.labels is not None else [r.name or str(r) for r in args.runs]
     if len(labels) != len(args.runs):
-        p.error(f"{len(labels)} labels for {len(args.runs)} runs")
+        p.error(f"argument --labels: {len(labels)} labels ({args.labels!r}) for {len(args.runs)} run folder(s): give one per run, "
+                "comma-separated")  # fmt: skip
+    if args.labels is not None and not all(label.strip() for label in labels):
+        p.error(f"argument --labels: invalid value {args.labels!r}: an empty label")
+    if len(set(labels)) != len(labels):
+        twice = sorted({label for label in labels if labels.count(label) > 1})
+        p.error(f"{'argument --labels' if args.labels is not None else 'runs'}: the label(s) {', '.join(twice)} name more "
+                "than one run" + ("" if args.labels is not None else " (folder names): give --labels"))  # fmt: skip
+    _check_plot_path(p, args.out)
     runs = {}
     for label, folder in zip(labels, args.runs):
+        if not folder.is_dir():
+            p.error(f"argument runs: {folder} {'is not a folder' if folder.exists() else 'does not exist'}: "
+                    "give the --out folder of a python -m openrlhf_nsr.eval run")  # fmt: skip
         metrics_file = folder / "metrics.json"
         if not metrics_file.exists():
-            p.error(f"{folder} has no metrics.json: is it the --out of a finished python -m openrlhf_nsr.eval run?")
-        runs[label] = json.loads(metrics_file.read_text())
+            p.error(f"argument runs: {folder} has no metrics.json: is it the --out of a finished python -m openrlhf_nsr.eval run?")
+        try:
+            metrics = json.loads(metrics_file.read_text())
+            if not isinstance(metrics, dict) or not isinstance(metrics.get("datasets"), dict):
+                raise ValueError("no 'datasets' table")
+        except (OSError, ValueError) as err:
+            p.error(f"argument runs: {metrics_file} is not the metrics.json of an evaluation ({err})")
+        runs[label] = metrics
     try:
         paper = load_paper(args.paper, args.paper_file) if args.paper else None
-    except ValueError as err:
-        p.error(str(err))
+    except (OSError, ValueError) as err:
+        p.error(f"argument --paper: {err}")
     print(format_table(runs, paper=paper))
     plot_passk(runs, args.out, paper)
     print(f"\nplot: {args.out}")
     return 0
+
+
+def _check_plot_path(parser: argparse.ArgumentParser, path: Path) -> None:
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if path.suffix[1:].lower() not in formats:
+        parser.error(f"argument --out: invalid value '{path}': need a file name ending in an image format "
+                     f"({', '.join('.' + f for f in ('png', 'pdf', 'svg') if f in formats)}, ...)")  # fmt: skip
+    if path.is_dir():
+        parser.error(f"argument --out: {path} is a folder; need a file name such as {path / 'compare_passk.png'}")
+    if not path.parent.is_dir():
+        parser.error(f"argument --out: the folder of {path} does not exist")
 
 
 def main(argv: Optional[List[str]] = None) -> int:

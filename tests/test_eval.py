@@ -1,6 +1,7 @@
 """The evaluation harness end to end on CPU: a tiny random model, the paper's data files."""
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import PAPER_DATA
@@ -72,26 +73,104 @@ def test_an_interrupted_run_resumes_where_it_stopped_with_the_same_samples(tiny_
 def test_a_folder_holding_another_config_is_refused(tiny_model, tmp_path, capsys):
     out = tmp_path / "clash"
     evaluation.main(run_args(tiny_model, out))
-    with pytest.raises(SystemExit):
-        evaluation.main(run_args(tiny_model, out, "--temperature", "1.0"))
-    assert "holds a run with a different config (temperature: 0.6 -> 1.0)" in capsys.readouterr().err
+    config = (out / "config.json").read_text()
+    err = usage_error(run_args(tiny_model, out, "--temperature", "1.0"), capsys)
+    assert "holds a run with a different config (temperature: 0.6 -> 1.0)" in err
+    assert (out / "config.json").read_text() == config
+
+
+def usage_error(argv, capsys) -> str:
+    """Run the CLI expecting a usage error (argparse's exit status 2); returns stderr."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        evaluation.main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2, err
+    assert "Traceback" not in err
+    return err
 
 
 @pytest.mark.parametrize(
     "flags,message",
     [
-        (["--datasets", "gsm8k"], "unknown dataset 'gsm8k'"),
-        (["--template", "mistral"], "unknown template 'mistral'"),
-        (["--model", "/no/such/model"], "no such local path"),
-        (["--n", "4", "--ks", "1,8"], "smaller than the largest k requested (8)"),
-        (["--datasets", "math=/no/such.parquet"], "does not exist"),
+        (["--ks", "a,b"], "argument --ks: invalid value 'a,b': 'a' is not an integer; need comma-separated integers 1 <= k <= n = 4"),
+        (["--ks", "1.5"], "argument --ks: invalid value '1.5': '1.5' is not an integer"),
+        (["--ks", "1,,2"], "argument --ks: invalid value '1,,2': '' is not an integer"),
+        (["--ks", "1,8"], "argument --ks: invalid value '1,8': k = 8 is outside 1 <= k <= n = 4 (pass@k needs at least k"),
+        (["--ks", "0,1"], "argument --ks: invalid value '0,1': k = 0 is outside 1 <= k <= n = 4"),
+        (["--max-problems", "0"], "argument --max-problems: invalid value 0: need an integer >= 1"),
+        (["--max-problems", "-1"], "argument --max-problems: invalid value -1: need an integer >= 1"),
+        (["--n", "0"], "argument --n: invalid value 0: need an integer >= 1"),
+        (["--temperature", "-0.1"], "argument --temperature: invalid value -0.1: need a number >= 0"),
+        (["--temperature", "nan"], "argument --temperature: invalid value nan: need a number >= 0"),
+        (["--top-p", "0"], "argument --top-p: invalid value 0.0: need 0 < p <= 1"),
+        (["--top-p", "1.5"], "argument --top-p: invalid value 1.5: need 0 < p <= 1"),
+        (["--top-k", "0"], "argument --top-k: invalid value 0: need -1 (off) or an integer >= 1"),
+        (["--top-k", "-2"], "argument --top-k: invalid value -2: need -1 (off) or an integer >= 1"),
+        (["--max-tokens", "0"], "argument --max-tokens: invalid value 0: need an integer >= 1"),
+        (["--batch-size", "0"], "argument --batch-size: invalid value 0: need an integer >= 1"),
+        (["--tensor-parallel-size", "0"], "argument --tensor-parallel-size: invalid value 0: need an integer >= 1"),
+        (["--gpu-memory-utilization", "0"], "argument --gpu-memory-utilization: invalid value 0.0: need a fraction 0 < u <= 1"),
+        (["--gpu-memory-utilization", "1.5"], "argument --gpu-memory-utilization: invalid value 1.5: need a fraction 0 < u"),
+        (["--datasets", "gsm8k"], "argument --datasets: unknown dataset 'gsm8k'"),
+        (["--datasets", f"{MATH},"], "argument --datasets: invalid value '" + MATH + ",': an empty entry"),
+        (["--datasets", f"{MATH},{MATH}"], "argument --datasets: invalid value '" + f"{MATH},{MATH}': dataset name 'math' appears twice"),
+        (["--datasets", f"={PAPER_DATA / 'math_test.parquet'}"], "argument --datasets: invalid value '=" + str(PAPER_DATA)),
+        (["--datasets", "math=/no/such.parquet"], "argument --datasets: dataset file /no/such.parquet does not exist"),
+        (["--datasets", f"math={PAPER_DATA}"], f"argument --datasets: {PAPER_DATA} is not a file"),
+        (["--template", "mistral"], "argument --template: unknown template 'mistral'"),
+        (["--model", "/no/such/model"], "argument --model: '/no/such/model': no such local path"),
+        (["--model", "./no_such_model"], "argument --model: './no_such_model': no such local path"),
+        (["--model", "no/such/model"], "argument --model: 'no/such/model': no such local path"),
+        (["--model", "~/no/such/model"], "/no/such/model': no such local path"),
     ],
+)  # fmt: skip
+def test_a_bad_value_is_a_usage_error_naming_it_and_writes_nothing(tiny_model, tmp_path, capsys, flags, message):
+    out = tmp_path / "x"
+    args = ["--model", str(tiny_model), "--datasets", MATH, "--n", "4", "--out", str(out)]
+    assert message in usage_error(args + flags, capsys)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [("", "has no rows"), (json.dumps({"problem": "1+1?"}) + "\n", "row 0: no answer"), ("{", "Expecting")],
 )
-def test_bad_input_is_a_clear_error(tiny_model, tmp_path, capsys, flags, message):
-    args = ["--model", str(tiny_model), "--datasets", MATH, "--n", "4", "--out", str(tmp_path / "x")]
-    with pytest.raises(SystemExit):
-        evaluation.main(args + flags)
-    assert message in capsys.readouterr().err
+def test_a_dataset_file_that_cannot_be_used_is_a_usage_error_before_anything_is_written(
+    tiny_model, tmp_path, capsys, content, message
+):
+    bad = tmp_path / "mine.jsonl"
+    bad.write_text(content)
+    out = tmp_path / "x"
+    err = usage_error(["--model", str(tiny_model), "--datasets", f"{MATH},mine={bad}", "--n", "2", "--out", str(out)], capsys)
+    assert "argument --datasets" in err and message in err
+    assert not out.exists()
+
+
+def test_out_must_be_a_folder(tiny_model, tmp_path, capsys):
+    args = ["--model", str(tiny_model), "--datasets", MATH, "--n", "2"]
+    out = tmp_path / "a_file"
+    out.write_text("mine")
+    assert f"argument --out: {out} is an existing file" in usage_error(args + ["--out", str(out)], capsys)
+    assert f"{out} is a file" in usage_error(args + ["--out", str(out / "sub")], capsys)
+    assert out.read_text() == "mine"
+
+
+def test_a_failed_start_does_not_block_the_corrected_command(tiny_model, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["--n", "2", "--max-tokens", "4", "--max-problems", "1", "--out", str(out)]
+    usage_error(["--model", str(tiny_model), "--datasets", "math=/no/such.parquet", *args], capsys)
+    assert not out.exists()
+    not_a_model = tmp_path / "empty_dir"
+    not_a_model.mkdir()
+    with pytest.raises(Exception) as load_error:  # the backend fails to load it: still nothing written
+        evaluation.main(["--model", str(not_a_model), "--datasets", MATH, "--backend", "hf", *args])
+    assert not isinstance(load_error.value, SystemExit) and not out.exists()
+    # corrected: a real model and file; --ks in any order, duplicates dropped
+    assert evaluation.main(["--model", str(tiny_model), "--datasets", MATH, "--ks", "2,1,1", *args]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["datasets"]["math"]["num_problems"] == 1 and list(metrics["datasets"]["math"]["pass_at_k"]) == ["1", "2"]
+    assert json.loads((out / "config.json").read_text())["model"] == str(tiny_model)
 
 
 def test_compare_prints_runs_next_to_the_paper_and_writes_an_overlay(tiny_model, tmp_path, capsys):
@@ -107,13 +186,49 @@ def test_compare_prints_runs_next_to_the_paper_and_writes_an_overlay(tiny_model,
     assert plot.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_compare_refuses_a_folder_without_metrics(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        evaluation.main(["compare", str(tmp_path)])
-    assert "has no metrics.json" in capsys.readouterr().err
+def fake_run(folder, pass_at_k):
+    """An evaluation's --out as compare reads it: metrics.json in compute_metrics' format, written by hand."""
+    folder.mkdir(parents=True)
+    config = {"model": "m", "template": "qwen", "n": 4, "temperature": 0.6, "top_p": 0.95, "top_k": -1,
+              "max_tokens": 8, "seed": 0, "backend": "hf", "datasets": ["math"], "label": "auto", "max_problems": None}  # fmt: skip
+    dataset = {"num_problems": 2, "n": 4, "pass_at_k": pass_at_k, "entropy": None, "missing_answers": 0,
+               "grading_timeouts": 0, "truncated": 0, "generation": {}}  # fmt: skip
+    (folder / "metrics.json").write_text(json.dumps({"config": config, "datasets": {"math": dataset}}))
+    return folder
+
+
+def test_compare_refuses_bad_arguments_with_the_reason(tmp_path, capsys):
+    base = str(fake_run(tmp_path / "base", {"1": 0.5, "2": 0.75, "4": 1.0}))
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "metrics.json").write_text("{")
+    (tmp_path / "a_file").write_text("")
+    plot = ["--out", str(tmp_path / "plot.png")]
+    cases = [
+        ([str(tmp_path / "empty")], "argument runs: " + str(tmp_path / "empty") + " has no metrics.json"),
+        ([str(tmp_path / "missing")], f"argument runs: {tmp_path / 'missing'} does not exist"),
+        ([str(tmp_path / "a_file")], f"argument runs: {tmp_path / 'a_file'} is not a folder"),
+        ([str(tmp_path / "broken")], "metrics.json is not the metrics.json of an evaluation"),
+        ([base, "--labels", "a,b"], "argument --labels: 2 labels ('a,b') for 1 run folder(s)"),
+        ([base, base, "--labels", "a"], "argument --labels: 1 labels ('a') for 2 run folder(s)"),
+        ([base, base], "the label(s) base name more than one run (folder names): give --labels"),
+        ([base, base, "--labels", "x,x"], "argument --labels: the label(s) x name more than one run"),
+        ([base, "--paper", "llama"], "argument --paper: invalid value 'llama': choose one of qwen2.5-math-7b, qwen3-4b"),
+        ([base, "--paper", "qwen3-4b", "--paper-file", str(tmp_path / "no.csv")], "the paper's reference numbers are missing"),
+        ([base, "--out", str(tmp_path / "plot.txt")], "argument --out: invalid value"),
+        ([base, "--out", str(tmp_path / "no" / "plot.png")], "argument --out: the folder of"),
+    ]
+    for argv, message in cases:
+        extra = [] if "--out" in argv else plot
+        assert message in usage_error(["compare", *argv, *extra], capsys), argv
+    assert not (tmp_path / "plot.png").exists()
+    assert evaluation.main(["compare", base, base, "--labels", "base,nsr", "--paper", "qwen2.5-math-7b", *plot]) == 0
+    table = capsys.readouterr().out
+    assert "base - paper base" in table and "-13.2" in table  # our 50.0% pass@1 on MATH vs the paper's 63.2
 
 
 def test_the_paper_reference_file_holds_table_1_and_figure_3():
+    assert evaluation.PAPER_FILE == Path(evaluation.__file__).resolve().parent / "paper_passk.csv"  # package data
     table1 = evaluation.load_paper("qwen2.5-math-7b")
     assert table1["nsr"]["aime2025"]["256"] == pytest.approx(0.533)
     assert table1["base"]["math"]["1"] == pytest.approx(0.632)
