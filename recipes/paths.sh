@@ -1,5 +1,5 @@
 # Where a run's data and outputs live: the one definition of the hand-off between the recipes
-# (recipes/common.sh) and the benchmarks (benchmarks/eval_checkpoints.sh), which both source this
+# (recipes/launch.sh) and the benchmarks (benchmarks/eval_checkpoints.sh), which both source this
 # file. The convention is written down in recipes/README.md ("Where a run's model lives").
 #
 #   $CHECKPOINT_ROOT/<model>/<run>/ckpt    OpenRLHF's --ckpt.path (training checkpoints)
@@ -9,6 +9,7 @@
 # display labels only. Every default is absolute, from this file's location (never the caller's
 # directory); a relative path the user gives is made absolute against the directory they launch from.
 
+[[ "${BASH_SOURCE[0]}" != "$0" ]] || { echo "recipes/paths.sh is a settings file; run: bash recipes/<model>/<run>.sh to train, bash benchmarks/reproduce_table1.sh to evaluate" >&2; exit 2; }
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RUN_NAMES=(psr nsr w_reinforce reinforce grpo ppo)
 

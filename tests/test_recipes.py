@@ -1,6 +1,9 @@
-"""Every recipe parses with OpenRLHF 0.11.2's real parser and the plugin's checks (DRY_RUN=1)."""
+"""Every recipe parses with OpenRLHF 0.11.2's real parser and the plugin's checks (DRY_RUN=1), and the
+recipes read top to bottom: settings files only set variables, recipes/launch.sh is the one launcher."""
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 
@@ -9,6 +12,33 @@ from conftest import REPO
 from recipe_runs import RECIPES, dry_run
 
 PAPER_OBJECTIVES = {"psr", "nsr", "w_reinforce", "reinforce"}
+LAUNCHER = REPO / "recipes" / "launch.sh"
+# files that only set variables / define functions; recipes/launch.sh sources them
+SETTINGS = sorted([REPO / "recipes" / "paths.sh", *(REPO / "recipes").glob("*/model.sh"),
+                   *(REPO / "recipes" / "objectives").glob("*.sh")])  # fmt: skip
+# what recipes/launch.sh needs, and the settings file (of recipes/qwen3-4b/nsr.sh) that must set it
+MODEL_SETTINGS = ("MODEL_DEFAULT", "TEMPLATE", "VLLM_TP", "TRAIN_TOKENS_PER_GPU", "ROLLOUT_TOKENS_PER_GPU", "MODEL_ARGS")
+REQUIRED = {**{name: "qwen3-4b/model.sh" for name in MODEL_SETTINGS}, "RUN_ARGS": "objectives/nsr.sh"}
+# a stand-in for python that records each call
+RECORD_CALL = '#!/bin/sh\necho "$*" >> "$CALLS"\nfor a in "$@"; do printf "%s\\n" "$a"; done\n'
+
+
+@pytest.fixture
+def python_recorder(tmp_path):
+    """(PYTHON, CALLS): a python that records each call in CALLS (absent: python was never started)."""
+    fake = tmp_path / "bin" / "python"
+    fake.parent.mkdir()
+    fake.write_text(RECORD_CALL)
+    fake.chmod(0o755)
+    return str(fake), tmp_path / "calls"
+
+
+def bash(args, recorder, cwd, **env) -> subprocess.CompletedProcess:
+    python, calls = recorder
+    environment = {k: v for k, v in os.environ.items() if k != "DRY_RUN"}
+    environment.update(PYTHON=python, CALLS=str(calls), **env)
+    cmd = ["bash", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, env=environment, cwd=cwd, timeout=60)
 
 
 def test_every_model_has_every_run():
@@ -66,3 +96,79 @@ def test_prepare_data_writes_openrlhf_prompt_rows_with_the_template(tmp_path):
     assert {"prompt", "answer", "datasource"} <= set(rows[0]) and rows[0]["datasource"] == "math_train"
     matrices = [r for r in rows if "pmatrix" in r["answer"]]
     assert matrices and all("\\\\" in r["answer"] for r in matrices)  # row separators intact (labels from solutions)
+
+
+@pytest.mark.parametrize("settings", SETTINGS, ids=lambda p: str(p.relative_to(REPO / "recipes")))
+def test_a_settings_file_run_directly_launches_nothing_and_says_what_to_run(settings, python_recorder, tmp_path):
+    name = str(settings.relative_to(REPO))
+    for dry in ({}, {"DRY_RUN": "1"}):
+        result = bash([settings], python_recorder, tmp_path, RUN="nsr", MODEL_NAME="qwen3-4b", **dry)
+        assert result.returncode == 2 and result.stdout == "", result
+        (message,) = result.stderr.splitlines()  # one line
+        assert message.startswith(f"{name} is a settings file; run: bash recipes/"), message
+    assert not python_recorder[1].exists(), python_recorder[1].read_text()
+    # sourced (what recipes/launch.sh does), it sets its variables and nothing else happens
+    array = {"paths.sh": "RUN_NAMES", "model.sh": "MODEL_ARGS"}.get(settings.name, "RUN_ARGS")  # not from the env
+    result = bash(["-c", f"source {settings} && declare -p {array} && echo sourced"], python_recorder, tmp_path)
+    assert result.returncode == 0 and result.stdout.startswith(f"declare -a {array}=("), result
+    assert result.stdout.endswith("sourced\n") and not python_recorder[1].exists()
+
+
+def test_a_recipe_is_one_call_of_the_launcher_with_its_model_and_run():
+    for recipe in RECIPES:
+        code = [line for line in recipe.read_text().splitlines() if line and not line.startswith("#")]
+        assert code == [f'exec bash "$(dirname "$0")/../launch.sh" {recipe.parent.name} {recipe.stem}'], recipe
+
+
+def test_the_launcher_runs_the_same_command_as_the_recipe(python_recorder, tmp_path):
+    recipe = REPO / "recipes" / "qwen3-4b" / "w_reinforce.sh"
+    via_recipe = bash([recipe], python_recorder, tmp_path, DRY_RUN="1")
+    via_launcher = bash([LAUNCHER, "qwen3-4b", "w_reinforce"], python_recorder, tmp_path, DRY_RUN="1")
+    assert via_recipe.returncode == via_launcher.returncode == 0, (via_recipe.stderr, via_launcher.stderr)
+    assert via_recipe.stdout == via_launcher.stdout and "--dry_run" in via_recipe.stdout.splitlines()
+
+
+@pytest.mark.parametrize("args", [[], ["qwen3-4b"], ["qwen3", "nsr"], ["qwen3-4b", "dpo"], ["qwen3-4b", "nsr", "x"]])
+def test_the_launcher_with_no_such_model_or_run_shows_its_usage(args, python_recorder, tmp_path):
+    result = bash([LAUNCHER, *args], python_recorder, tmp_path, DRY_RUN="1")
+    assert result.returncode == 2, result
+    assert "usage: bash recipes/launch.sh <model> <run>" in result.stderr
+    assert "<model>: llama3.1-8b-instruct qwen2.5-math-7b qwen3-4b" in result.stderr
+    assert "<run>:   grpo nsr ppo psr reinforce w_reinforce" in result.stderr
+    assert not python_recorder[1].exists()
+
+
+@pytest.fixture
+def recipes_copy(tmp_path):
+    """A copy of recipes/ to break: (its recipes/qwen3-4b/nsr.sh, its recipes folder)."""
+    shutil.copytree(REPO / "recipes", tmp_path / "copy" / "recipes")
+    return tmp_path / "copy" / "recipes" / "qwen3-4b" / "nsr.sh", tmp_path / "copy" / "recipes"
+
+
+@pytest.mark.parametrize("name", REQUIRED)
+def test_the_launcher_names_a_setting_a_settings_file_does_not_set(name, recipes_copy, python_recorder, tmp_path):
+    recipe, recipes = recipes_copy
+    with open(recipes / REQUIRED[name], "a") as settings:
+        settings.write(f"unset {name}\n")
+    # the same value in the environment does not count: the settings files are the one source
+    result = bash([recipe], python_recorder, tmp_path, DRY_RUN="1", **{name: "2"})
+    assert result.returncode == 2, result
+    message = f"recipes/launch.sh: {name} is not set: recipes/{REQUIRED[name]} must set it"
+    assert result.stderr.startswith(message), result.stderr
+    assert not python_recorder[1].exists()
+
+
+WRONG_KIND = [("VLLM_TP", "two", "a positive integer"), ("TRAIN_TOKENS_PER_GPU", "0", "a positive integer"),
+              ("MODEL_ARGS", "--data.max_len", "an array"), ("TEMPLATE", "", "a value")]  # fmt: skip
+
+
+@pytest.mark.parametrize("name,value,kind", WRONG_KIND)
+def test_the_launcher_names_a_setting_of_the_wrong_kind(name, value, kind, recipes_copy, python_recorder, tmp_path):
+    recipe, recipes = recipes_copy
+    with open(recipes / "qwen3-4b" / "model.sh", "a") as settings:
+        settings.write(f"unset {name}; {name}='{value}'\n")
+    result = bash([recipe], python_recorder, tmp_path, DRY_RUN="1")
+    assert result.returncode == 2, result
+    message = f"recipes/launch.sh: {name} must be {kind}, not '{value}': recipes/qwen3-4b/model.sh sets it"
+    assert result.stderr.startswith(message), result.stderr
+    assert not python_recorder[1].exists()

@@ -1,5 +1,4 @@
 #!/usr/bin/env bash
-# w_reinforce on llama3.1-8b-instruct: bash recipes/llama3.1-8b-instruct/w_reinforce.sh (environment: recipes/common.sh; DRY_RUN=1 validates only)
-RUN=w_reinforce
-source "$(dirname "$0")/../objectives/w_reinforce.sh"
-source "$(dirname "$0")/model.sh"
+# w_reinforce on llama3.1-8b-instruct: the settings of recipes/objectives/w_reinforce.sh and recipes/llama3.1-8b-instruct/model.sh, launched by
+# recipes/launch.sh (its top lists the environment variables; DRY_RUN=1 validates only).
+exec bash "$(dirname "$0")/../launch.sh" llama3.1-8b-instruct w_reinforce

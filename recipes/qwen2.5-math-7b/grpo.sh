@@ -1,5 +1,4 @@
 #!/usr/bin/env bash
-# grpo on qwen2.5-math-7b: bash recipes/qwen2.5-math-7b/grpo.sh (environment: recipes/common.sh; DRY_RUN=1 validates only)
-RUN=grpo
-source "$(dirname "$0")/../objectives/grpo.sh"
-source "$(dirname "$0")/model.sh"
+# grpo on qwen2.5-math-7b: the settings of recipes/objectives/grpo.sh and recipes/qwen2.5-math-7b/model.sh, launched by
+# recipes/launch.sh (its top lists the environment variables; DRY_RUN=1 validates only).
+exec bash "$(dirname "$0")/../launch.sh" qwen2.5-math-7b grpo

@@ -1,5 +1,4 @@
 #!/usr/bin/env bash
-# reinforce on qwen3-4b: bash recipes/qwen3-4b/reinforce.sh (environment: recipes/common.sh; DRY_RUN=1 validates only)
-RUN=reinforce
-source "$(dirname "$0")/../objectives/reinforce.sh"
-source "$(dirname "$0")/model.sh"
+# reinforce on qwen3-4b: the settings of recipes/objectives/reinforce.sh and recipes/qwen3-4b/model.sh, launched by
+# recipes/launch.sh (its top lists the environment variables; DRY_RUN=1 validates only).
+exec bash "$(dirname "$0")/../launch.sh" qwen3-4b reinforce

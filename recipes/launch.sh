@@ -1,5 +1,15 @@
-# Shared launcher of the recipes. A recipe (recipes/<model>/<run>.sh) sets RUN and RUN_ARGS and
-# sources its model.sh, which sets the model's settings and sources this file.
+#!/usr/bin/env bash
+# The one launcher of the recipes. Every recipe, recipes/<model>/<run>.sh, runs
+#
+#   bash recipes/launch.sh <model> <run>      # e.g. bash recipes/launch.sh qwen3-4b nsr
+#
+# which, top to bottom: reads the settings files (they only set variables), checks that they set
+# everything it needs (exit 2 naming what is missing), adds the paper's shared hyperparameters and
+# the engine layout (below), then launches OpenRLHF (or, with DRY_RUN=1, only validates).
+#   recipes/paths.sh             where a run's data and outputs live (shared with benchmarks/)
+#   recipes/objectives/<run>.sh  RUN_ARGS: the objective's flags
+#   recipes/<model>/model.sh     MODEL_DEFAULT, TEMPLATE, VLLM_TP, TRAIN_TOKENS_PER_GPU,
+#                                ROLLOUT_TOKENS_PER_GPU, MODEL_ARGS: the model's settings
 #
 # Outputs (recipes/paths.sh, recipes/README.md "Where a run's model lives"): OpenRLHF's checkpoints
 # in $CHECKPOINT_ROOT/<model>/<run>/ckpt, the final Hugging Face model in .../<run>/final, which is
@@ -24,15 +34,60 @@
 #   PYTHON          interpreter (default <repo>/.venv/bin/python if there is one, else python; with
 #                   RAY_ADDRESS, one that exists on the cluster's head node)
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/paths.sh"
+RECIPES_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$RECIPES_DIR/paths.sh"
 
+# --- which run: <model> <run> --------------------------------------------------------------------
+usage() {
+  echo "recipes/launch.sh: ${1:-expected two arguments}" >&2
+  echo "usage: bash recipes/launch.sh <model> <run>   (what bash recipes/<model>/<run>.sh runs)" >&2
+  echo "  <model>: $(cd "$RECIPES_DIR" && ls -d -- */model.sh | sed 's,/model.sh,,' | xargs)" >&2
+  echo "  <run>:   $(cd "$RECIPES_DIR/objectives" && ls -- *.sh | sed 's,\.sh$,,' | xargs)" >&2
+  exit 2
+}
+[ $# -eq 2 ] || usage
+MODEL=$1 RUN=$2
+MODEL_FILE=recipes/$MODEL/model.sh RUN_FILE=recipes/objectives/$RUN.sh
+[ -f "$RECIPES_DIR/$MODEL/model.sh" ] || usage "no model '$MODEL' ($MODEL_FILE does not exist)"
+[ -f "$RECIPES_DIR/objectives/$RUN.sh" ] || usage "no run '$RUN' ($RUN_FILE does not exist)"
+
+# --- settings: only these files set them (a value left in the environment does not count) --------
+unset RUN_ARGS MODEL_DEFAULT TEMPLATE VLLM_TP TRAIN_TOKENS_PER_GPU ROLLOUT_TOKENS_PER_GPU MODEL_ARGS
+source "$RECIPES_DIR/objectives/$RUN.sh"
+source "$RECIPES_DIR/$MODEL/model.sh"
+
+# require FILE KIND NAME...: FILE set each NAME, as KIND (a value, a positive integer, an array);
+# else exit 2 naming it
+require() {
+  local file=$1 kind=$2 name
+  shift 2
+  for name in "$@"; do
+    case $kind in
+      "an array") [[ "$(declare -p "$name" 2>/dev/null)" == "declare -a"* ]] && continue ;;
+      "a positive integer") [[ "${!name:-}" =~ ^[1-9][0-9]*$ ]] && continue ;;
+      *) [ -n "${!name:-}" ] && continue ;;
+    esac
+    if [ -z "${!name+set}" ]; then
+      echo "recipes/launch.sh: $name is not set: $file must set it ($kind)" >&2
+    else
+      echo "recipes/launch.sh: $name must be $kind, not '${!name}': $file sets it" >&2
+    fi
+    exit 2
+  done
+}
+require "$RUN_FILE" "an array" RUN_ARGS
+require "$MODEL_FILE" "a value" MODEL_DEFAULT TEMPLATE
+require "$MODEL_FILE" "a positive integer" VLLM_TP TRAIN_TOKENS_PER_GPU ROLLOUT_TOKENS_PER_GPU
+require "$MODEL_FILE" "an array" MODEL_ARGS
+
+# --- the environment (listed above) and the command ----------------------------------------------
 NUM_NODES=${NUM_NODES:-1}
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 PYTHON=$(python_command "${PYTHON:-}")
 MODEL_PATH=$(model_path_or_id "${MODEL_PATH:-$MODEL_DEFAULT}")
 # absolute paths: a Ray job runs elsewhere, and the benchmarks must find the same folders
 DATA_DIR=$(abs_path "${DATA_DIR:-$(data_dir "$TEMPLATE")}")
-OUTPUT_DIR=$(abs_path "${OUTPUT_DIR:-$(run_dir "$MODEL_NAME" "$RUN")}")
+OUTPUT_DIR=$(abs_path "${OUTPUT_DIR:-$(run_dir "$MODEL" "$RUN")}")
 GPUS=$((NUM_NODES * GPUS_PER_NODE))
 
 # The paper's training setup (paper-spec §2; reference: TianHongZXY/RLVR-Decomposed,
@@ -90,11 +145,12 @@ ARGS=(
   "${PAPER_ARGS[@]}" "${MODEL_ARGS[@]}" "${ENGINE_ARGS[@]}" "${RUN_ARGS[@]}"
 )
 if [ -n "${WANDB_API_KEY:-}" ]; then
-  ARGS+=(--logger.wandb.key "$WANDB_API_KEY" --logger.wandb.project openrlhf-nsr --logger.wandb.run_name "$MODEL_NAME-$RUN")
+  ARGS+=(--logger.wandb.key "$WANDB_API_KEY" --logger.wandb.project openrlhf-nsr --logger.wandb.run_name "$MODEL-$RUN")
 fi
 # shellcheck disable=SC2206
 ARGS+=(${EXTRA_ARGS:-})
 
+# --- launch (DRY_RUN=1: validate, print the resolved config, stop) -------------------------------
 if [ "${DRY_RUN:-0}" = 1 ]; then
   exec "$PYTHON" -m openrlhf_nsr.train_ppo_ray "${ARGS[@]}" --dry_run
 fi
