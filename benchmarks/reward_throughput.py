@@ -28,7 +28,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from openrlhf_nsr import data
 from openrlhf_nsr.reward import WARMUP, GraderPool, grade, grade_batch, last_boxed, verify_answer
 
@@ -64,8 +63,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="MATH test parquet (the paper's data)")
     parser.add_argument("--problems", type=int, default=400)
-    parser.add_argument("--samples", type=int, default=64, help="samples per problem (pass@k sampling; the paper: 8 "
-                        "per prompt in training, 64 / 256 in evaluation)")
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=64,
+        help="samples per problem (pass@k sampling; the paper: 8 per prompt in training, 64 / 256 in evaluation)",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

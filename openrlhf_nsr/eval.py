@@ -53,8 +53,12 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", choices=data.LABEL_SOURCES, default="auto",
                    help="gold answers: auto = the reference solution's boxed answer where there is one (MATH), else "
                    "the target column; target = the paper's normalised target column as is (see openrlhf_nsr/data.py)")  # fmt: skip
-    p.add_argument("--template", default="qwen", help=f"prompt template: {', '.join(data.TEMPLATE_NAMES)} (default qwen)")
-    p.add_argument("--n", type=int, default=256, help="samples per problem (paper: 256 for Qwen2.5-Math-7B, 64 for Qwen3-4B)")
+    p.add_argument(
+        "--template", default="qwen", help=f"prompt template: {', '.join(data.TEMPLATE_NAMES)} (default qwen)"
+    )
+    p.add_argument(
+        "--n", type=int, default=256, help="samples per problem (paper: 256 for Qwen2.5-Math-7B, 64 for Qwen3-4B)"
+    )
     p.add_argument("--temperature", type=float, default=0.6)
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--top-k", type=int, default=-1, help="-1: off (Qwen3-4B in the paper: 20)")
@@ -62,7 +66,9 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ks", default=None, help="comma-separated integers 1 <= k <= n for pass@k, in any order; "
                    "duplicates are dropped (default 1, 2, 4, ..., n)")  # fmt: skip
-    p.add_argument("--max-problems", type=int, default=None, help="evaluate only the first N >= 1 problems of each dataset")
+    p.add_argument(
+        "--max-problems", type=int, default=None, help="evaluate only the first N >= 1 problems of each dataset"
+    )
     p.add_argument("--backend", choices=("auto", "vllm", "hf"), default="auto",
                    help="vllm (GPU) or hf (transformers, CPU-sized models); auto: vllm when CUDA is available")  # fmt: skip
     p.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm backend")
@@ -125,7 +131,9 @@ def _validate(parser: argparse.ArgumentParser, args) -> List[int]:
     if args.model.startswith("~"):
         args.model = os.path.expanduser(args.model)
     if not os.path.exists(args.model) and not _HUB_ID.fullmatch(args.model):
-        parser.error(f"argument --model: {args.model!r}: no such local path (and not a hub id like Qwen/Qwen2.5-Math-7B)")
+        parser.error(
+            f"argument --model: {args.model!r}: no such local path (and not a hub id like Qwen/Qwen2.5-Math-7B)"
+        )
 
     out = args.out
     existing = next((p for p in (out, *out.parents) if p.exists()), None)
@@ -226,7 +234,9 @@ def _check_folder(parser, out: Path, config: dict) -> None:
     except (OSError, ValueError) as err:
         parser.error(f"argument --out: {config_file} cannot be read ({err}): use another --out, or delete the folder")
     if existing != config:
-        diff = {k: (existing.get(k), config.get(k)) for k in set(existing) | set(config) if existing.get(k) != config.get(k)}
+        diff = {
+            k: (existing.get(k), config.get(k)) for k in set(existing) | set(config) if existing.get(k) != config.get(k)
+        }
         parser.error(
             f"--out {out} holds a run with a different config ({', '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in diff.items())}): "
             "use another --out, or delete the folder to start over"
@@ -338,7 +348,9 @@ def load_paper(model: str, path: Path = PAPER_FILE) -> Dict[str, Dict[str, Dict[
     if model not in PAPER_MODELS:
         raise ValueError(f"unknown --paper {model!r}; choose one of: {', '.join(PAPER_MODELS)}")
     if not Path(path).is_file():
-        raise FileNotFoundError(f"the paper's reference numbers are missing: {path} (package data of openrlhf-nsr; reinstall it)")
+        raise FileNotFoundError(
+            f"the paper's reference numbers are missing: {path} (package data of openrlhf-nsr; reinstall it)"
+        )
     table: Dict = defaultdict(lambda: defaultdict(dict))
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
@@ -359,7 +371,9 @@ def format_table(runs: Dict[str, dict], ks: Optional[List[int]] = None, paper: O
         rows = [(label, m["datasets"].get(dataset, {})) for label, m in runs.items()]
         for label, m in rows:
             entropy = m.get("entropy")
-            cells = "".join(f"{100 * m['pass_at_k'][k]:>8.1f}" if k in m.get("pass_at_k", {}) else f"{'-':>8}" for k in columns)
+            cells = "".join(
+                f"{100 * m['pass_at_k'][k]:>8.1f}" if k in m.get("pass_at_k", {}) else f"{'-':>8}" for k in columns
+            )
             lines.append(f"{label:<28}{cells}{entropy if entropy is None else round(entropy, 3)!s:>9}")
         if paper:
             for method, by_dataset in paper.items():
@@ -447,7 +461,9 @@ def compare(argv: List[str]) -> int:
                     "give the --out folder of a python -m openrlhf_nsr.eval run")  # fmt: skip
         metrics_file = folder / "metrics.json"
         if not metrics_file.exists():
-            p.error(f"argument runs: {folder} has no metrics.json: is it the --out of a finished python -m openrlhf_nsr.eval run?")
+            p.error(
+                f"argument runs: {folder} has no metrics.json: is it the --out of a finished python -m openrlhf_nsr.eval run?"
+            )
         try:
             metrics = json.loads(metrics_file.read_text())
             if not isinstance(metrics, dict) or not isinstance(metrics.get("datasets"), dict):

@@ -46,7 +46,9 @@ class HFBackend:
         self.device = device
         eos = self.model.generation_config.eos_token_id or self.tokenizer.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
-        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else next(iter(self.eos_ids))
+        self.pad_id = (
+            self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else next(iter(self.eos_ids))
+        )
 
     @torch.no_grad()
     def generate(self, prompts: List[str], config: SamplingConfig, seeds: List[int]) -> List[List[Sample]]:
@@ -79,7 +81,9 @@ class HFBackend:
                     generated = tokens[row].tolist()
                     stop = next((i for i, t in enumerate(generated) if t in self.eos_ids), None)
                     length = len(generated) if stop is None else stop + 1
-                    text = self.tokenizer.decode(generated[: length if stop is None else stop], skip_special_tokens=True)
+                    text = self.tokenizer.decode(
+                        generated[: length if stop is None else stop], skip_special_tokens=True
+                    )
                     samples.append(
                         Sample(text, "length" if stop is None else "stop", length, entropy[row, :length].sum().item())
                     )
@@ -97,7 +101,9 @@ class VLLMBackend:
         try:
             from vllm import LLM
         except ImportError as err:
-            raise RuntimeError("the vllm backend needs vLLM (a GPU install): pip install 'openrlhf[vllm]==0.11.2'") from err
+            raise RuntimeError(
+                "the vllm backend needs vLLM (a GPU install): pip install 'openrlhf[vllm]==0.11.2'"
+            ) from err
         self.llm = LLM(
             model=model,
             tensor_parallel_size=tensor_parallel_size,
@@ -110,12 +116,21 @@ class VLLMBackend:
         from vllm import SamplingParams
 
         params = [
-            SamplingParams(n=config.n, temperature=config.temperature, top_p=config.top_p, top_k=config.top_k,
-                           max_tokens=config.max_tokens, seed=seed)  # fmt: skip
+            SamplingParams(
+                n=config.n,
+                temperature=config.temperature,
+                top_p=config.top_p,
+                top_k=config.top_k,
+                max_tokens=config.max_tokens,
+                seed=seed,
+            )  # fmt: skip
             for seed in seeds
         ]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
         return [
-            [Sample(o.text, "length" if o.finish_reason == "length" else "stop", len(o.token_ids), None) for o in out.outputs]
+            [
+                Sample(o.text, "length" if o.finish_reason == "length" else "stop", len(o.token_ids), None)
+                for o in out.outputs
+            ]
             for out in outputs
         ]

@@ -306,5 +306,3 @@ def with_setup_hook(runtime_env):
         )
     runtime_env["worker_process_setup_hook"] = SETUP_HOOK
     return runtime_env
-
-

@@ -57,11 +57,24 @@ STARTUP_TIMEOUT = 60.0  # a fresh worker imports math-verify / sympy (about 1 s)
 # Graded by every worker before it reports ready: sympy and latex2sympy build much of their
 # machinery lazily, at first use of each kind of expression (up to ~0.4 s a kind).
 WARMUP = [
-    ("6", "40"), ("\\frac{\\sqrt{3}}{2}", "\\frac{\\sqrt3}{2}"), ("\\left( \\frac{5}{3}, -1 \\right)", "(\\frac{5}{3},-1)"),
-    ("\\left[ -\\frac{\\pi}{2}, 1 \\right)", "[-\\frac{\\pi}{2},1)"), ("\\{1, 2\\}", "\\{2,1\\}"), ("x^2+2x+1", "(x+1)^2"),
-    ("30^\\circ", "30"), ("50\\%", "0.5"), ("x = 3", "3"), ("\\text{even}", "{even}"), ("152A_{11}", "152A_{11}"),
-    ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}"), ("2\\sqrt{2}", "\\sqrt{8}"),
-    ("\\infty", "-\\infty"), ("7p+4e", "40"), ("1,000", "1000"), ("3.5", "\\frac{7}{2}"), ("i", "\\sqrt{-1}"),
+    ("6", "40"),
+    ("\\frac{\\sqrt{3}}{2}", "\\frac{\\sqrt3}{2}"),
+    ("\\left( \\frac{5}{3}, -1 \\right)", "(\\frac{5}{3},-1)"),
+    ("\\left[ -\\frac{\\pi}{2}, 1 \\right)", "[-\\frac{\\pi}{2},1)"),
+    ("\\{1, 2\\}", "\\{2,1\\}"),
+    ("x^2+2x+1", "(x+1)^2"),
+    ("30^\\circ", "30"),
+    ("50\\%", "0.5"),
+    ("x = 3", "3"),
+    ("\\text{even}", "{even}"),
+    ("152A_{11}", "152A_{11}"),
+    ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}"),
+    ("2\\sqrt{2}", "\\sqrt{8}"),
+    ("\\infty", "-\\infty"),
+    ("7p+4e", "40"),
+    ("1,000", "1000"),
+    ("3.5", "\\frac{7}{2}"),
+    ("i", "\\sqrt{-1}"),
 ]
 _SPECIAL_TOKEN = re.compile(r"<\|[^<>|\s]{1,64}\|>|</?s>")
 _BOXED = re.compile(r"\\boxed\s*\{")

@@ -50,7 +50,9 @@ def extend_parser(parser: argparse.ArgumentParser) -> float:
     actions = {action.dest: action for action in parser._actions}
     openrlhf_contract.check_parser(actions)
     estimator = actions[ESTIMATOR]
-    estimator.choices = list(estimator.choices) + [n for n in objectives.objective_names() if n not in estimator.choices]
+    estimator.choices = list(estimator.choices) + [
+        n for n in objectives.objective_names() if n not in estimator.choices
+    ]
     estimator.help += (
         "; openrlhf_nsr adds psr (correct samples only, +1), nsr (incorrect only, -1) and w_reinforce "
         "(+lambda / -1), Zhu et al. 2025 (arXiv 2506.01347)"
@@ -100,7 +102,10 @@ def finalize_args(parser: argparse.ArgumentParser, args: argparse.Namespace, kl_
     setattr(args, REMOTE_URL, resolve_reward_urls(getattr(args, REMOTE_URL)))
     name = getattr(args, ESTIMATOR)
     if name not in objectives.objective_names():
-        for flag, users in ((LAMBDA, objectives.lambda_objectives()), (IGNORED, objectives.sample_ignoring_objectives())):
+        for flag, users in (
+            (LAMBDA, objectives.lambda_objectives()),
+            (IGNORED, objectives.sample_ignoring_objectives()),
+        ):
             if getattr(args, flag) is not None:
                 parser.error(
                     f"--{flag} only applies to --{ESTIMATOR} {' / '.join(users)}, not {name}: remove it or change "
@@ -137,7 +142,10 @@ def finalize_args(parser: argparse.ArgumentParser, args: argparse.Namespace, kl_
         )
     if getattr(args, "algo.advantage.gamma") != 1.0:
         parser.error(f"{name} uses one constant advantage per response: remove --algo.advantage.gamma (or set it to 1)")
-    if getattr(args, "reward.overlong_buffer_len") is not None or getattr(args, "reward.stop_properly_penalty_coef") is not None:
+    if (
+        getattr(args, "reward.overlong_buffer_len") is not None
+        or getattr(args, "reward.stop_properly_penalty_coef") is not None
+    ):
         parser.error(
             f"{name} maps the verifier's 0/1 score to fixed advantages; the length penalties "
             "(--reward.overlong_buffer_len, --reward.stop_properly_penalty_coef) would change which samples count "
@@ -193,10 +201,10 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _run(argv: List[str]) -> int:
-    from openrlhf_nsr import openrlhf_patch
-
-    import ray
     import openrlhf.utils.config as openrlhf_config
+    import ray
+
+    from openrlhf_nsr import openrlhf_patch
 
     openrlhf_contract.check(openrlhf_config)
 
@@ -233,9 +241,11 @@ def _run(argv: List[str]) -> int:
     saved_argv = sys.argv
     sys.argv = [OPENRLHF_CLI] + argv
     try:
-        with _patched(argparse.ArgumentParser, "parse_args", parse_args_hook), _patched(
-            openrlhf_config, "hierarchize", hierarchize_hook
-        ), _patched(ray, "init", ray_init_hook):
+        with (
+            _patched(argparse.ArgumentParser, "parse_args", parse_args_hook),
+            _patched(openrlhf_config, "hierarchize", hierarchize_hook),
+            _patched(ray, "init", ray_init_hook),
+        ):
             runpy.run_module(OPENRLHF_CLI, run_name="__main__", alter_sys=True)
     except _DryRunDone:
         print(f"{LOG_PREFIX} dry run: the command is valid; resolved configuration:")

@@ -170,7 +170,11 @@ def test_two_actor_ranks_train_in_data_parallel(runs):
 
 
 def _actor_pids(log):
-    return [line.split("(PolicyModelActor pid=")[1].split(")")[0] for line in log.splitlines() if "(PolicyModelActor pid=" in line]
+    return [
+        line.split("(PolicyModelActor pid=")[1].split(")")[0]
+        for line in log.splitlines()
+        if "(PolicyModelActor pid=" in line
+    ]
 
 
 def test_summary_says_what_each_run_is(summary, runs):

@@ -7,7 +7,8 @@ import pytest
 from conftest import PAPER_DATA
 from tiny_model import build_tiny_model
 
-from openrlhf_nsr import data, eval as evaluation
+from openrlhf_nsr import data
+from openrlhf_nsr import eval as evaluation
 from openrlhf_nsr.reward import last_boxed
 
 MATH = f"math={PAPER_DATA / 'math_test.parquet'}"
@@ -142,7 +143,9 @@ def test_a_dataset_file_that_cannot_be_used_is_a_usage_error_before_anything_is_
     bad = tmp_path / "mine.jsonl"
     bad.write_text(content)
     out = tmp_path / "x"
-    err = usage_error(["--model", str(tiny_model), "--datasets", f"{MATH},mine={bad}", "--n", "2", "--out", str(out)], capsys)
+    err = usage_error(
+        ["--model", str(tiny_model), "--datasets", f"{MATH},mine={bad}", "--n", "2", "--out", str(out)], capsys
+    )
     assert "argument --datasets" in err and message in err
     assert not out.exists()
 
@@ -169,7 +172,10 @@ def test_a_failed_start_does_not_block_the_corrected_command(tiny_model, tmp_pat
     # corrected: a real model and file; --ks in any order, duplicates dropped
     assert evaluation.main(["--model", str(tiny_model), "--datasets", MATH, "--ks", "2,1,1", *args]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["datasets"]["math"]["num_problems"] == 1 and list(metrics["datasets"]["math"]["pass_at_k"]) == ["1", "2"]
+    assert metrics["datasets"]["math"]["num_problems"] == 1 and list(metrics["datasets"]["math"]["pass_at_k"]) == [
+        "1",
+        "2",
+    ]
     assert json.loads((out / "config.json").read_text())["model"] == str(tiny_model)
 
 
@@ -213,8 +219,14 @@ def test_compare_refuses_bad_arguments_with_the_reason(tmp_path, capsys):
         ([base, base, "--labels", "a"], "argument --labels: 1 labels ('a') for 2 run folder(s)"),
         ([base, base], "the label(s) base name more than one run (folder names): give --labels"),
         ([base, base, "--labels", "x,x"], "argument --labels: the label(s) x name more than one run"),
-        ([base, "--paper", "llama"], "argument --paper: invalid value 'llama': choose one of qwen2.5-math-7b, qwen3-4b"),
-        ([base, "--paper", "qwen3-4b", "--paper-file", str(tmp_path / "no.csv")], "the paper's reference numbers are missing"),
+        (
+            [base, "--paper", "llama"],
+            "argument --paper: invalid value 'llama': choose one of qwen2.5-math-7b, qwen3-4b",
+        ),
+        (
+            [base, "--paper", "qwen3-4b", "--paper-file", str(tmp_path / "no.csv")],
+            "the paper's reference numbers are missing",
+        ),
         ([base, "--out", str(tmp_path / "plot.txt")], "argument --out: invalid value"),
         ([base, "--out", str(tmp_path / "no" / "plot.png")], "argument --out: the folder of"),
     ]
@@ -273,7 +285,9 @@ def test_datasets_load_in_the_papers_layout_and_flat_jsonl(tmp_path):
     assert data.load_problems(str(flat)) == ("mine", [data.Problem("0", "1+1?", "2", solution="so \\boxed{2}")])
 
 
-@pytest.mark.parametrize("script,paper", [("reproduce_table1.sh", "qwen2.5-math-7b"), ("reproduce_figure3.sh", "qwen3-4b")])
+@pytest.mark.parametrize(
+    "script,paper", [("reproduce_table1.sh", "qwen2.5-math-7b"), ("reproduce_figure3.sh", "qwen3-4b")]
+)
 def test_reproduction_scripts_issue_valid_eval_commands(script, paper, tmp_path):
     import shlex
     import subprocess
@@ -281,7 +295,9 @@ def test_reproduction_scripts_issue_valid_eval_commands(script, paper, tmp_path)
     from conftest import REPO
 
     env = {"PATH": "/usr/bin:/bin", "DRY_RUN": "1", "OUT_DIR": str(tmp_path / "runs")}
-    out = subprocess.run(["bash", str(REPO / "benchmarks" / script)], capture_output=True, text=True, env=env, timeout=60)
+    out = subprocess.run(
+        ["bash", str(REPO / "benchmarks" / script)], capture_output=True, text=True, env=env, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     commands = [shlex.split(line) for line in out.stdout.splitlines()]
     evals = [c[c.index("-m") + 2 :] for c in commands if c[c.index("-m") + 2] != "compare"]
@@ -289,5 +305,7 @@ def test_reproduction_scripts_issue_valid_eval_commands(script, paper, tmp_path)
     for argv in evals:  # every flag is one the harness accepts, and the protocol is the paper's
         args = evaluation.run_parser().parse_args(argv)
         assert args.backend == "vllm" and args.datasets == "math,aime2025,amc23"
-        assert (args.n, args.temperature, args.top_p) == ((256, 0.6, 0.95) if paper == "qwen2.5-math-7b" else (64, 0.7, 0.8))
+        assert (args.n, args.temperature, args.top_p) == (
+            (256, 0.6, 0.95) if paper == "qwen2.5-math-7b" else (64, 0.7, 0.8)
+        )
     assert commands[-1][commands[-1].index("--paper") + 1] == paper

@@ -9,11 +9,12 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, PAPER_DATA
+from conftest import PAPER_DATA, REPO
 from recipe_runs import RECIPES, dry_runs
 from tiny_model import build_tiny_model
 
-from openrlhf_nsr import data, eval as evaluation
+from openrlhf_nsr import data
+from openrlhf_nsr import eval as evaluation
 
 RUN_NAMES = subprocess.run(["bash", "-c", 'source recipes/paths.sh && echo "${RUN_NAMES[@]}"'], cwd=REPO,
                            capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
@@ -173,7 +174,9 @@ def test_a_failed_evaluation_fails_the_launcher_and_names_its_log(tmp_path, back
     evaluated = [flag(line.split(), "--out") for line in lines]
     assert sorted(evaluated) == sorted(str(out / r) for r in ("base", "grpo", "psr", "nsr", "w_reinforce"))
     devices = {line.split()[0] for line in lines}  # vllm: one GPU each; hf: none assigned
-    assert devices == ({"CUDA_VISIBLE_DEVICES=unset"} if backend == "hf" else {f"CUDA_VISIBLE_DEVICES={i}" for i in range(5)})
+    assert devices == (
+        {"CUDA_VISIBLE_DEVICES=unset"} if backend == "hf" else {f"CUDA_VISIBLE_DEVICES={i}" for i in range(5)}
+    )
 
 
 def test_a_trained_run_is_evaluated_and_compared_with_the_paper_on_cpu(tmp_path):

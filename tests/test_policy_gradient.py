@@ -68,7 +68,9 @@ def openrlhf_step_gradients(weight, experiences, estimator, monkeypatch):
         ppo_actor.iter_grad_accum_global_norm(iter(micro_batches), strategy, GAS, lambda e: e.action_mask)
     ):
         log_probs = token_log_probs(weight, exp.sequences, exp.action_mask.shape[1]) * exp.action_mask
-        loss = loss_fn(log_probs, exp.action_log_probs, exp.advantages, action_mask=exp.action_mask, **loss_batch_info)[0]
+        loss = loss_fn(log_probs, exp.action_log_probs, exp.advantages, action_mask=exp.action_mask, **loss_batch_info)[
+            0
+        ]
         assert torch.isfinite(loss)
         (loss / GAS).backward()  # DeepSpeed scales every micro-batch loss by 1 / gas
         ids.extend(int(i) for i in exp.info["sample_id"])

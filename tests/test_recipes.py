@@ -17,7 +17,14 @@ LAUNCHER = REPO / "recipes" / "launch.sh"
 SETTINGS = sorted([REPO / "recipes" / "paths.sh", *(REPO / "recipes").glob("*/model.sh"),
                    *(REPO / "recipes" / "objectives").glob("*.sh")])  # fmt: skip
 # what recipes/launch.sh needs, and the settings file (of recipes/qwen3-4b/nsr.sh) that must set it
-MODEL_SETTINGS = ("MODEL_DEFAULT", "TEMPLATE", "VLLM_TP", "TRAIN_TOKENS_PER_GPU", "ROLLOUT_TOKENS_PER_GPU", "MODEL_ARGS")
+MODEL_SETTINGS = (
+    "MODEL_DEFAULT",
+    "TEMPLATE",
+    "VLLM_TP",
+    "TRAIN_TOKENS_PER_GPU",
+    "ROLLOUT_TOKENS_PER_GPU",
+    "MODEL_ARGS",
+)
 REQUIRED = {**{name: "qwen3-4b/model.sh" for name in MODEL_SETTINGS}, "RUN_ARGS": "objectives/nsr.sh"}
 # a stand-in for python that records each call
 RECORD_CALL = '#!/bin/sh\necho "$*" >> "$CALLS"\nfor a in "$@"; do printf "%s\\n" "$a"; done\n'
@@ -57,14 +64,20 @@ def test_recipe_is_accepted_by_openrlhfs_parser_with_the_papers_settings(recipe)
     assert config["actor"]["adam"]["lr"] == 1e-6 and config["actor"]["eps_clip"] == 0.2
     assert config["eval"]["steps"] == 7 and config["ckpt"]["save_steps"] == 7
     assert config["reward"]["remote_url"][0].endswith("openrlhf_nsr/reward.py")
-    assert config["train"]["colocate_all"] and config["vllm"]["num_engines"] * config["vllm"]["tensor_parallel_size"] == 8
+    assert (
+        config["train"]["colocate_all"] and config["vllm"]["num_engines"] * config["vllm"]["tensor_parallel_size"] == 8
+    )
     expected = {
         "psr": ("psr", None, 0.0), "nsr": ("nsr", None, 0.0), "w_reinforce": ("w_reinforce", 0.1, 0.0),
         "reinforce": ("w_reinforce", 1.0, 0.0), "grpo": ("group_norm", None, 1e-3), "ppo": ("gae", None, 1e-3),
     }[run]  # fmt: skip
     assert (adv["estimator"], adv["w_reinforce_lambda"], kl["init_coef"]) == expected
     assert kl["use_loss"] == (run == "grpo") and (config["critic"]["model_name_or_path"] is not None) == (run == "ppo")
-    template_tokens = {"qwen2.5-math-7b": (4096, 3072), "qwen3-4b": (32768, 31744), "llama3.1-8b-instruct": (4096, 3072)}
+    template_tokens = {
+        "qwen2.5-math-7b": (4096, 3072),
+        "qwen3-4b": (32768, 31744),
+        "llama3.1-8b-instruct": (4096, 3072),
+    }
     assert (config["data"]["max_len"], config["rollout"]["max_new_tokens"]) == template_tokens[recipe.parent.name]
 
 
@@ -91,7 +104,9 @@ def test_prepare_data_writes_openrlhf_prompt_rows_with_the_template(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 250  # the slice's 252 rows less the 2 problems of MATH train with no gold answer at all
-    assert rows[0]["prompt"].startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n")
+    assert rows[0]["prompt"].startswith(
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+    )
     assert rows[0]["prompt"].endswith("within \\boxed{}.<|im_end|>\n<|im_start|>assistant\n")
     assert {"prompt", "answer", "datasource"} <= set(rows[0]) and rows[0]["datasource"] == "math_train"
     matrices = [r for r in rows if "pmatrix" in r["answer"]]

@@ -184,7 +184,12 @@ def test_an_empty_or_unparsable_gold_scores_zero_and_is_counted(gold, pool):
 
 def test_a_gold_without_mathematical_meaning_is_compared_as_a_string_and_counted(pool):
     # MATH test #1598: math-verify's LaTeX parser rejects the thousands separator in the fraction
-    assert grade("\\boxed{\\frac{12}{5,\\!525}}", "\\frac{12}{5,525}", pool) == (True, "\\frac{12}{5,\\!525}", False, True)
+    assert grade("\\boxed{\\frac{12}{5,\\!525}}", "\\frac{12}{5,525}", pool) == (
+        True,
+        "\\frac{12}{5,\\!525}",
+        False,
+        True,
+    )
     assert not grade("\\boxed{\\frac{12}{5525}}", "\\frac{12}{5,525}", pool).correct
 
 
@@ -236,7 +241,10 @@ def test_reward_func_never_raises_and_never_returns_none():
 
 def test_the_module_prints_its_path_for_plain_openrlhf():
     out = subprocess.run([sys.executable, "-m", "openrlhf_nsr.reward"], capture_output=True, text=True, timeout=120)
-    assert out.stdout.strip() == reward.__file__ and importlib.util.find_spec("openrlhf_nsr.reward").origin == reward.__file__
+    assert (
+        out.stdout.strip() == reward.__file__
+        and importlib.util.find_spec("openrlhf_nsr.reward").origin == reward.__file__
+    )
 
 
 # ── Processes ──

@@ -64,15 +64,31 @@ RUNS = [
     Run("w_reinforce_async", "w_reinforce", ["--train.async_enable"], async_=True),
     # The paper's GRPO baseline (paper-spec §2): group-normalised advantages, k3 KL loss 1e-3 against a
     # reference model (one more DeepSpeed actor, in its own process).
-    Run("group_norm", "group_norm", ["--algo.kl.use_loss", "--algo.kl.init_coef", "1e-3", "--algo.kl.estimator", "k3"],
-        reference_model=True, note="a built-in estimator for contrast: GRPO with its KL loss and reference model"),
+    Run(
+        "group_norm",
+        "group_norm",
+        ["--algo.kl.use_loss", "--algo.kl.init_coef", "1e-3", "--algo.kl.estimator", "k3"],
+        reference_model=True,
+        note="a built-in estimator for contrast: GRPO with its KL loss and reference model",
+    ),
     # Every sample correct: nsr has nothing to learn from. Near-greedy sampling of a prompt the
     # model always answers right makes every batch all-correct.
-    Run("nsr_all_correct", "nsr", ["--rollout.temperature", "0.1"], dataset="easy.jsonl", prompts_per_step=4,
-        note="every sample correct: no gradient, no NaN, weights unchanged"),  # fmt: skip
+    Run(
+        "nsr_all_correct",
+        "nsr",
+        ["--rollout.temperature", "0.1"],
+        dataset="easy.jsonl",
+        prompts_per_step=4,
+        note="every sample correct: no gradient, no NaN, weights unchanged",
+    ),  # fmt: skip
     # Grading faults: a time limit no grading can meet, so every worker is killed mid-grading.
-    Run("nsr_grading_faults", "nsr", env={"OPENRLHF_NSR_REWARD_TIMEOUT": "1e-6"}, prompts_per_step=4,
-        note="the reward's workers time out: samples score 0, grading_timeout logged"),  # fmt: skip
+    Run(
+        "nsr_grading_faults",
+        "nsr",
+        env={"OPENRLHF_NSR_REWARD_TIMEOUT": "1e-6"},
+        prompts_per_step=4,
+        note="the reward's workers time out: samples score 0, grading_timeout logged",
+    ),  # fmt: skip
 ]
 EVALUATED_RUN = "w_reinforce"
 
@@ -207,8 +223,17 @@ def evaluate(run: dict, task: Path, out: Path, checkpoints: Path) -> dict:
     python = [sys.executable, "-m", "openrlhf_nsr.eval"]
     dataset = ["--datasets", f"math={task / 'math_test.parquet'}"]
     commands = {
-        backend: python + ["--model", run["final_model"], *dataset, *EVAL_FLAGS, "--backend", backend,
-                           "--out", str(eval_root / backend)]  # fmt: skip
+        backend: python
+        + [
+            "--model",
+            run["final_model"],
+            *dataset,
+            *EVAL_FLAGS,
+            "--backend",
+            backend,
+            "--out",
+            str(eval_root / backend),
+        ]  # fmt: skip
         for backend in ("hf", "vllm")
     }
     commands["compare"] = python + ["compare", str(eval_root / "hf"), str(eval_root / "vllm"),
@@ -230,7 +255,11 @@ def evaluate(run: dict, task: Path, out: Path, checkpoints: Path) -> dict:
             env = environment(extra=launcher_env if name == "launcher" else None)
             results["returncodes"][name] = run_process(command, eval_root, env, log, RUN_TIMEOUT)
         results["logs"][name] = str(log_path)
-    results["dirs"] = {"hf": str(eval_root / "hf"), "vllm": str(eval_root / "vllm"), "launcher": str(eval_root / "launcher")}
+    results["dirs"] = {
+        "hf": str(eval_root / "hf"),
+        "vllm": str(eval_root / "vllm"),
+        "launcher": str(eval_root / "launcher"),
+    }
     return results
 
 
@@ -243,7 +272,12 @@ def run_all(out: Path, names: Optional[List[str]] = None, evaluate_run: Optional
     task = tiny_task.build(CACHE / "tiny-task")
     checkpoints = out / "checkpoints"
     selected = [r for r in RUNS if names is None or r.name in names]
-    summary = {"base_model": str(task / "model"), "task_dir": str(task), "checkpoint_root": str(checkpoints), "runs": []}
+    summary = {
+        "base_model": str(task / "model"),
+        "task_dir": str(task),
+        "checkpoint_root": str(checkpoints),
+        "runs": [],
+    }
     for run in selected:
         print(f"[e2e] {run.name}: training ({run.estimator}, {run.actor_ranks} actor rank(s)"
               f"{', async' if run.async_ else ''}) ...", flush=True)  # fmt: skip
@@ -260,7 +294,9 @@ def run_all(out: Path, names: Optional[List[str]] = None, evaluate_run: Optional
 
 
 def format_table(summary: dict) -> str:
-    lines = [f"{'run':<20}{'exit':>5}{'steps':>6}  {'correct_frac / step':<22}{'grad_samples_frac / step':<26}{'wall s':>7}  final model"]
+    lines = [
+        f"{'run':<20}{'exit':>5}{'steps':>6}  {'correct_frac / step':<22}{'grad_samples_frac / step':<26}{'wall s':>7}  final model"
+    ]
     for run in summary["runs"]:
         scalars = read_scalars(run["tensorboard_dir"]) if Path(run["tensorboard_dir"]).exists() else {}
         cells = []

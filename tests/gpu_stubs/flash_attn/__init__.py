@@ -1,2 +1,3 @@
 """CPU import stub for flash_attn (CUDA-only). See ../README.md."""
+
 __version__ = "0.0.0+cpu-stub"

@@ -246,7 +246,9 @@ class _Engine:
         text = self.tokenizer.decode(tokens, skip_special_tokens=params.skip_special_tokens)
         return CompletionOutput(index, text, tokens, cumulative, logprobs, finish_reason)
 
-    def run_request(self, prompt_ids: List[int], params, request_id: str, prompt: Optional[str] = None) -> RequestOutput:
+    def run_request(
+        self, prompt_ids: List[int], params, request_id: str, prompt: Optional[str] = None
+    ) -> RequestOutput:
         if len(prompt_ids) >= self.max_model_len:
             raise ValueError(f"prompt of {len(prompt_ids)} tokens does not fit max_model_len {self.max_model_len}")
         base_seed = self.request_seed(prompt_ids, params.seed)
