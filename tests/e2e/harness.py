@@ -263,6 +263,14 @@ def evaluate(run: dict, task: Path, out: Path, checkpoints: Path) -> dict:
     return results
 
 
+def clear_stale_build_locks(max_age_s: float = 900) -> None:
+    """A DeepSpeed op build killed midway leaves its lock file, and every later build waits on it
+    forever: remove locks older than any build takes."""
+    for lock in (CACHE / "torch_extensions").rglob("lock"):
+        if time.time() - lock.stat().st_mtime > max_age_s:
+            lock.unlink(missing_ok=True)
+
+
 def run_all(out: Path, names: Optional[List[str]] = None, evaluate_run: Optional[str] = EVALUATED_RUN) -> dict:
     sys.path.insert(0, str(HERE))
     import tiny_task
@@ -270,6 +278,7 @@ def run_all(out: Path, names: Optional[List[str]] = None, evaluate_run: Optional
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     task = tiny_task.build(CACHE / "tiny-task")
+    clear_stale_build_locks()
     checkpoints = out / "checkpoints"
     selected = [r for r in RUNS if names is None or r.name in names]
     summary = {
