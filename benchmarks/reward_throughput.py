@@ -35,8 +35,8 @@ DEFAULT_DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "paper" 
 
 
 def build_workload(path: Path, problems: int, samples: int, seed: int):
-    _, problems = data.load_problems(f"math={path}", label="target")
-    solutions, targets = [p.solution for p in problems], [p.target for p in problems]
+    _, rows = data.load_problems(f"math={path}", label="target")
+    solutions, targets = [p.solution for p in rows], [p.target for p in rows]
     rng = random.Random(seed)
     responses, golds = [], []
     for i in rng.sample(range(len(solutions)), problems):
@@ -60,7 +60,9 @@ def percentile(values, q):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="MATH test parquet (the paper's data)")
     parser.add_argument("--problems", type=int, default=400)
     parser.add_argument(

@@ -205,12 +205,20 @@ def run(argv: Optional[List[str]] = None) -> int:
     done = _load_complete_samples(out / "samples.jsonl", args.n)
     todo = [(name, p) for name, problems in loaded for p in problems if (name, p.id) not in done]
     if todo:
-        if backend_name == "vllm":
-            backend = VLLMBackend(args.model, args.tensor_parallel_size, args.seed, None, args.gpu_memory_utilization)
-            chunk = 512
-        else:
-            backend = HFBackend(args.model, batch_size=args.batch_size)
-            chunk = 1
+        try:
+            if backend_name == "vllm":
+                backend = VLLMBackend(
+                    args.model, args.tensor_parallel_size, args.seed, None, args.gpu_memory_utilization
+                )
+                chunk = 512
+            else:
+                backend = HFBackend(args.model, batch_size=args.batch_size)
+                chunk = 1
+        except (OSError, ValueError) as err:  # transformers: not a model folder, or a hub id it cannot fetch
+            reason = str(err).strip().splitlines()[0]
+            parser.error(
+                f"argument --model: cannot load {args.model!r}: {reason} Offline? Pass the path of a local model folder."
+            )
         sampling = SamplingConfig(args.n, args.temperature, args.top_p, args.top_k, args.max_tokens, args.seed)
         tokenizer = getattr(backend, "tokenizer", None) or _tokenizer_for_chat(args)
     _claim_folder(parser, out, config)  # the first write to --out: inputs checked, the model loaded

@@ -277,6 +277,10 @@ def run_all(out: Path, names: Optional[List[str]] = None, evaluate_run: Optional
 
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    if not tiny_task.is_built(CACHE / "tiny-task"):
+        print(
+            "[e2e] building the tiny model and its data (once, about 2 minutes; cached in runs/cache) ...", flush=True
+        )
     task = tiny_task.build(CACHE / "tiny-task")
     clear_stale_build_locks()
     checkpoints = out / "checkpoints"
@@ -299,6 +303,7 @@ def run_all(out: Path, names: Optional[List[str]] = None, evaluate_run: Optional
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
         print(f"[e2e] {run.name}: exit {result['returncode']} in {result['wall_s']} s", flush=True)
     print(format_table(summary))
+    print("(-: a built-in estimator; the plugin adds its rollout diagnostics to psr / nsr / w_reinforce runs)")
     return summary
 
 

@@ -63,11 +63,15 @@ def _check_round_trip(tokenizer, texts):
             raise RuntimeError(f"tokenizer round trip changed {text!r} into {back!r}")
 
 
+def is_built(folder: Path) -> bool:
+    stamp = Path(folder) / "build.json"
+    return stamp.exists() and json.loads(stamp.read_text()).get("version") == BUILD_VERSION
+
+
 def build(folder: Path) -> Path:
     """Build (or reuse) the model, the tokenizer and the prompt sets under ``folder``."""
     folder = Path(folder)
-    stamp = folder / "build.json"
-    if stamp.exists() and json.loads(stamp.read_text()).get("version") == BUILD_VERSION:
+    if is_built(folder):
         return folder
     import pandas as pd
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
@@ -99,7 +103,7 @@ def build(folder: Path) -> Path:
     evaluation = pd.DataFrame([{"problem": q, "answer": a} for q, a in rng.sample(add_problems(), 6)])
     for name in ("math", "aime2025", "amc23"):
         evaluation.to_parquet(folder / f"{name}_test.parquet")
-    stamp.write_text(json.dumps({"version": BUILD_VERSION, "model": str(model_dir)}))
+    (folder / "build.json").write_text(json.dumps({"version": BUILD_VERSION, "model": str(model_dir)}))
     return folder
 
 
