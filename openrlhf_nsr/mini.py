@@ -1,7 +1,7 @@
 """The paper's experiment in miniature, on CPU: one command, about 4.5 minutes on 2 cores.
 
     python -m openrlhf_nsr.mini                       # full default run, report in runs/mini
-    python -m openrlhf_nsr.mini --smoke --out DIR     # the whole pipeline in under a minute
+    python -m openrlhf_nsr.mini --smoke --out DIR     # the whole pipeline in about 10 seconds
     python -m openrlhf_nsr.mini --seeds 0,1,2         # several seeds: mean and spread
 
 The policy is a small character-level transformer (GPT-2 architecture, trained here on the spot:
@@ -16,7 +16,8 @@ paper's base models. Then, from the same starting weights, one RL run per object
 Each step samples n answers per prompt at temperature 1, grades them with the project's reward
 (reward.grade_batch, math-verify on the boxed answer), and takes PPO clipped-surrogate steps
 (clip 0.2, two mini-batches per rollout batch, one epoch) with the token-mean over the kept
-samples (``--ignored-samples drop``) or all samples (``zero``), like the OpenRLHF integration.
+samples (``--ignored-samples drop``) or all samples (``zero``): the loss of OpenRLHF's
+``PolicyLoss`` (log-ratio clamp included; tested for parity), as the OpenRLHF integration uses.
 The report (``report.md``, ``results.json``, ``passk.png``, ``training.png``) gives pass@k for
 k = 1..64 on held-out problems (metrics.pass_at_k), the policy entropy and the share of correct
 samples over training, and checks the paper's three claims against the numbers, whatever they are.
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import statistics
 import sys
@@ -45,7 +47,15 @@ VOCAB = list("0123456789+=Q:\\boxed{}") + ["<eos>"]  # characters are unique: on
 STOI = {c: i for i, c in enumerate(VOCAB)}
 EOS = STOI["<eos>"]
 RUNS = ("psr", "nsr", "w_reinforce", "reinforce", "grpo")
+# One colour per run, the same in every plot, so a curve is recognised from one figure to the next.
+COLOURS = {"base": "tab:gray", "psr": "tab:red", "nsr": "tab:blue", "w_reinforce": "tab:green",
+           "reinforce": "tab:purple", "grpo": "tab:orange"}  # fmt: skip
 CLIP = 0.2  # paper §2
+# OpenRLHF's PolicyLoss clamps log(pi / pi_old) to +-20 before exp (ratio finite, no overflow).
+LOG_RATIO_CLAMP = 20.0
+TRAIN_PROBLEMS = 2000  # the training pool (pretraining and RL prompts), fewer if the task has fewer
+N_POSITIONS = 64  # the policy's context: prompt plus answer must fit
+N_HEADS = 4  # attention heads: --width must split evenly across them
 
 
 @dataclass(frozen=True)
@@ -70,27 +80,55 @@ class Config:
 
     def check(self) -> "Config":
         positive = {k: v for k, v in asdict(self).items() if isinstance(v, (int, float)) and k not in ("seed", "lam")}
-        bad = [f"--{k.replace('_', '-')} {v}" for k, v in positive.items() if v <= 0]
+        bad = [f"--{k.replace('_', '-')} {v}" for k, v in positive.items() if not 0 < v < math.inf]  # nan too
         if bad:
             raise ValueError(f"must be positive: {', '.join(bad)}")
-        if self.lam < 0:
-            raise ValueError(f"--lam must be >= 0, got {self.lam}")
+        if not 0 <= self.lam < math.inf:
+            raise ValueError(f"--lam must be >= 0 and finite, got {self.lam}")
         if self.eval_samples < 64:
             raise ValueError(f"--eval-samples must be >= 64 to report pass@64, got {self.eval_samples}")
+        if self.width % N_HEADS:
+            raise ValueError(f"--width must be a multiple of {N_HEADS} (attention heads), got {self.width}")
         if self.operands < 2 or self.digits > 4:
             raise ValueError("need --operands >= 2 and --digits <= 4")
+        length = prompt_length(self) + max_new_tokens(self)
+        if length > N_POSITIONS:
+            raise ValueError(f"--operands {self.operands} --digits {self.digits}: a problem and its answer take "
+                             f"{length} tokens, the policy has {N_POSITIONS}")  # fmt: skip
+        if train_problem_count(self) < self.prompts:
+            raise ValueError(f"--operands {self.operands} --digits {self.digits} give {problem_count(self)} distinct "
+                             f"problems: {self.eval_problems} held out leave {max(train_problem_count(self), 0)} to "
+                             f"train on, fewer than --prompts {self.prompts}")  # fmt: skip
         unknown = [r for r in self.runs if r not in RUNS]
         if unknown or not self.runs:
             raise ValueError(f"unknown runs {unknown}; choose from {', '.join(RUNS)}")
+        if len(set(self.runs)) < len(self.runs):
+            raise ValueError(f"--runs names a run twice: {','.join(self.runs)}")
         if self.ignored_samples not in objectives.IGNORED_SAMPLES_MODES:
             raise ValueError(f"--ignored-samples must be one of {objectives.IGNORED_SAMPLES_MODES}")
         return self
 
 
-SMOKE = dict(pretrain_steps=60, steps=4, prompts=8, eval_problems=12, width=32)
+# Tiny sizes, and an easier task (three 1-digit numbers) that a width-32 model learns in 150 steps
+# to 15-45% correct: every smoke batch mixes correct and incorrect samples, so psr and grpo get a
+# gradient too (at 0% correct they would train on nothing and a broken psr would go unseen).
+SMOKE = dict(pretrain_steps=150, pretrain_lr=6e-3, steps=4, prompts=8, eval_problems=12, width=32,
+             operands=3, digits=1)  # fmt: skip
 
 
 # ── Task ──
+
+
+def problem_count(config: Config) -> int:
+    return (9 * 10 ** (config.digits - 1)) ** config.operands
+
+
+def train_problem_count(config: Config) -> int:
+    return min(TRAIN_PROBLEMS, problem_count(config) - config.eval_problems)
+
+
+def prompt_length(config: Config) -> int:
+    return len("Q:=") + config.operands * (config.digits + 1) - 1
 
 
 def make_problems(rng: random.Random, count: int, config: Config, exclude=frozenset()) -> List[Tuple[str, str]]:
@@ -124,13 +162,15 @@ def build_policy(config: Config) -> torch.nn.Module:
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(config.seed)
-    gpt = GPT2Config(vocab_size=len(VOCAB), n_positions=64, n_embd=config.width, n_layer=config.layers, n_head=4,
-                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=EOS, eos_token_id=EOS)  # fmt: skip
+    gpt = GPT2Config(vocab_size=len(VOCAB), n_positions=N_POSITIONS, n_embd=config.width, n_layer=config.layers,
+                     n_head=N_HEADS, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                     bos_token_id=EOS, eos_token_id=EOS)  # fmt: skip
     return GPT2LMHeadModel(gpt)
 
 
 def max_new_tokens(config: Config) -> int:
-    return len(target_text("9" * (config.digits + 1))) + 1
+    """The longest answer (the largest sum, boxed) plus <eos>."""
+    return len(target_text(str(config.operands * (10**config.digits - 1)))) + 1
 
 
 def pretrain(policy, problems, config: Config) -> None:
@@ -188,22 +228,36 @@ def token_log_probs(policy, ids: torch.Tensor, prompt_len: int) -> torch.Tensor:
 
 
 def advantages_for(run: str, correct: torch.Tensor, config: Config, n: int):
-    """Per-sample advantages and the samples that count in the token-mean denominator."""
+    """Per-sample (advantages, carries_grad, counted): counted = in the token-mean denominator."""
     if run == "grpo":  # the group-normalised baseline (paper §2): every sample counts
         rewards = correct.float().view(-1, n)
         adv = (rewards - rewards.mean(1, keepdim=True)) / (rewards.std(1, keepdim=True) + 1e-6)
-        return adv.flatten(), torch.ones_like(correct)
+        adv = adv.flatten()
+        # Not a registered objective: a sample carries gradient when its group-normalised advantage
+        # is nonzero, i.e. its prompt has both correct and incorrect samples (all-equal groups give
+        # exactly 0). They still count in the denominator, as in OpenRLHF's group_norm.
+        return adv, adv != 0, torch.ones_like(correct)
     name, lam = ("w_reinforce", 1.0) if run == "reinforce" else (run, config.lam if run == "w_reinforce" else None)
     adv, carries_grad = objectives.compute_advantages(name, correct, lam)
-    return adv, objectives.loss_sample_mask(carries_grad, config.ignored_samples)
+    return adv, carries_grad, objectives.loss_sample_mask(carries_grad, config.ignored_samples)
 
 
-def clipped_surrogate(log_probs, old_log_probs, advantages, token_mask):
-    """PPO clipped surrogate, token-mean over ``token_mask`` (empty: a zero loss)."""
-    ratio = (log_probs - old_log_probs).exp()
+def clipped_surrogate(log_probs, old_log_probs, advantages, token_mask, clip_low=CLIP, clip_high=CLIP):
+    """OpenRLHF's PolicyLoss (ppo, token-level): token-mean over ``token_mask`` (empty: a zero loss).
+
+    Same log-ratio clamp, clip band and aggregation (tests/test_mini.py checks loss and gradient
+    against it); an empty mask divides by 1, as the plugin's ``_nonzero_normalisers`` does.
+    """
+    ratio = (log_probs - old_log_probs).clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP).exp()
     adv = advantages[:, None]
-    loss = -torch.min(ratio * adv, ratio.clamp(1 - CLIP, 1 + CLIP) * adv)
+    loss = -torch.min(ratio * adv, ratio.clamp(1 - clip_low, 1 + clip_high) * adv)
     return (loss * token_mask).sum() / token_mask.sum().clamp(min=1)
+
+
+def weight_distance(policy, start: Dict[str, torch.Tensor]) -> float:
+    """L2 distance of the weights from ``start``: 0 means the run never moved the policy."""
+    with torch.no_grad():
+        return math.sqrt(sum(((p - start[k]) ** 2).sum().item() for k, p in policy.named_parameters()))
 
 
 def train_run(run: str, policy, train_problems, config: Config, grade) -> Dict[str, List[float]]:
@@ -211,27 +265,34 @@ def train_run(run: str, policy, train_problems, config: Config, grade) -> Dict[s
     rng = random.Random(config.seed + 2)
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr)
     prompt_len = len(train_problems[0][0])
-    history = {"correct_frac": [], "entropy": [], "grad_samples_frac": []}
+    start = {k: p.detach().clone() for k, p in policy.named_parameters()}
+    # Figure 4's diagnostics (objectives.rollout_stats, as the OpenRLHF path logs them), the
+    # entropy, and how far the weights moved (a run whose batches never carry gradient stays at 0).
+    history = {key: [] for key in ("correct_frac", "prompts_all_correct_frac", "prompts_none_correct_frac",
+                                   "grad_samples_frac", "entropy", "weight_change")}  # fmt: skip
     for _ in range(config.steps):
         batch = rng.sample(train_problems, config.prompts)
         ids, mask, texts, entropy = sample(policy, [p for p, _ in batch], config.samples, config, generator)
         golds = [a for _, a in batch for _ in range(config.samples)]
-        correct = torch.tensor([v.correct for v in grade(texts, golds)])
-        adv, counted = advantages_for(run, correct, config, config.samples)
-        history["correct_frac"].append(correct.float().mean().item())
+        correct = torch.tensor([bool(v.correct) for v in grade(texts, golds)])
+        adv, carries_grad, counted = advantages_for(run, correct, config, config.samples)
+        for key, value in objectives.rollout_stats(correct, carries_grad, config.samples).items():
+            history[key].append(value)
         history["entropy"].append(entropy)
-        history["grad_samples_frac"].append((adv != 0).float().mean().item())
         with torch.no_grad():
             old = token_log_probs(policy, ids, prompt_len)
         token_mask = mask * counted[:, None].float()
         policy.train()
         order = torch.randperm(len(ids), generator=generator)
         for part in order.chunk(2):  # two mini-batches per rollout batch: the second is off-policy
-            loss = clipped_surrogate(token_log_probs(policy, ids[part], prompt_len), old[part], adv[part], token_mask[part])
+            loss = clipped_surrogate(
+                token_log_probs(policy, ids[part], prompt_len), old[part], adv[part], token_mask[part]
+            )
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)  # paper §2: grad clip 1.0
             optimizer.step()
+        history["weight_change"].append(weight_distance(policy, start))
     return history
 
 
@@ -258,7 +319,7 @@ def evaluate(policy, problems, config: Config, grade) -> dict:
 def run_seed(config: Config, grade, log=print) -> dict:
     rng = random.Random(config.seed)
     eval_problems = make_problems(rng, config.eval_problems, config)
-    train_problems = make_problems(rng, 2000, config, exclude={p for p, _ in eval_problems})
+    train_problems = make_problems(rng, train_problem_count(config), config, exclude={p for p, _ in eval_problems})
     policy = build_policy(config)
     start = time.time()
     pretrain(policy, train_problems, config)
@@ -277,8 +338,20 @@ def run_seed(config: Config, grade, log=print) -> dict:
 
 # ── Report ──
 
-CLAIM_TOLERANCE = 0.01  # pass@k: 1 point
+# Every tolerance the claim checks use; the claim texts are written from these, so none is hidden.
+CLAIM_TOLERANCE = 0.01  # pass@k "kept" / "lowered": 1 point
+CLOSE_TO_GRPO = 0.03  # pass@1 "close to GRPO's": within 3 points
 ENTROPY_BAND = 0.15  # "near the base model": within 15% of its entropy; "collapses": down by more
+
+
+def gap(a: float, b: float) -> float:
+    """a - b rounded to 1e-9: a gap of exactly one tolerance (93.0 vs 92.0) is within it, whatever the ulp."""
+    return round(a - b, 9)
+
+
+def points(fraction: float) -> str:
+    value = f"{100 * fraction:g}"
+    return f"{value} point" + ("" if value == "1" else "s")
 
 
 def aggregate(per_seed: List[dict]) -> dict:
@@ -305,24 +378,27 @@ def check_claims(summary: dict) -> List[dict]:
         return summary[run]["pass_at_k"][k]
 
     if {"psr", "nsr", "w_reinforce"} <= set(summary):
-        kept = all(at(r, top) >= at("base", top) - CLAIM_TOLERANCE for r in ("nsr", "w_reinforce"))
-        lowered = at("psr", top) < at("base", top) - CLAIM_TOLERANCE
+        kept = all(gap(at("base", top), at(r, top)) <= CLAIM_TOLERANCE for r in ("nsr", "w_reinforce"))
+        lowered = gap(at("base", top), at("psr", top)) > CLAIM_TOLERANCE
+        tol = points(CLAIM_TOLERANCE)
         claims.append({
-            "claim": f"1. NSR and W-REINFORCE keep or raise pass@{top}; PSR lowers it below the base model",
+            "claim": f"1. NSR and W-REINFORCE keep pass@{top} within {tol} of the base model's or raise it; "
+                     f"PSR lowers it by more than {tol}",
             "holds": kept and lowered,
             "numbers": {r: round(100 * at(r, top), 1) for r in ("base", "psr", "nsr", "w_reinforce")},
         })  # fmt: skip
     if {"psr", "nsr"} <= set(summary):
         ratio = {r: summary[r]["entropy"] / base["entropy"] for r in ("psr", "nsr")}
         claims.append({
-            "claim": "2. NSR keeps the entropy near the base model's (within 15%); PSR collapses it (down by more)",
+            "claim": f"2. NSR keeps the entropy near the base model's (within {ENTROPY_BAND:.0%}); PSR collapses it "
+                     f"(more than {ENTROPY_BAND:.0%} below)",
             "holds": abs(ratio["nsr"] - 1) <= ENTROPY_BAND and ratio["psr"] < 1 - ENTROPY_BAND,
             "numbers": {r: round(summary[r]["entropy"], 4) for r in ("base", "psr", "nsr")},
         })  # fmt: skip
     if {"nsr", "w_reinforce", "grpo"} <= set(summary):
-        close = all(abs(at(r, "1") - at("grpo", "1")) <= 3 * CLAIM_TOLERANCE for r in ("nsr", "w_reinforce"))
+        close = all(abs(gap(at(r, "1"), at("grpo", "1"))) <= CLOSE_TO_GRPO for r in ("nsr", "w_reinforce"))
         claims.append({
-            "claim": "3. NSR and W-REINFORCE reach pass@1 close to GRPO's (within 3 points)",
+            "claim": f"3. NSR and W-REINFORCE reach pass@1 close to GRPO's (within {points(CLOSE_TO_GRPO)})",
             "holds": close,
             "numbers": {r: round(100 * at(r, "1"), 1) for r in ("base", "grpo", "nsr", "w_reinforce")},
         })  # fmt: skip
@@ -330,27 +406,39 @@ def check_claims(summary: dict) -> List[dict]:
 
 
 def plot(per_seed: List[dict], summary: dict, out: Path) -> None:
+    plt = _pyplot()
+    for name, fig in (("passk.png", passk_figure(summary)), ("training.png", training_figure(per_seed, summary))):
+        fig.savefig(out / name, dpi=120)
+        plt.close(fig)
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    return plt
+
+
+def passk_figure(summary: dict):
+    fig, ax = _pyplot().subplots(figsize=(5.5, 4))
     for run, s in summary.items():
         ks = sorted(s["pass_at_k"], key=int)
         ax.errorbar([int(k) for k in ks], [100 * s["pass_at_k"][k] for k in ks],
                     yerr=[100 * s["pass_at_k_std"][k] for k in ks], marker="o", ms=3, capsize=2,
-                    ls="--" if run == "base" else "-", label=run)  # fmt: skip
+                    ls="--" if run == "base" else "-", color=COLOURS[run], label=run)  # fmt: skip
     ax.set_xscale("log", base=2)
     ax.set_xticks([int(k) for k in ks], ks)
     ax.set(xlabel="k", ylabel="pass@k (%) on held-out problems", title="pass@k after training")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out / "passk.png", dpi=120)
-    plt.close(fig)
+    return fig
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+
+def training_figure(per_seed: List[dict], summary: dict):
+    fig, axes = _pyplot().subplots(1, 2, figsize=(10, 3.8))
     for key, ax, label in (("correct_frac", axes[0], "correct samples in the rollout batch"),
                            ("entropy", axes[1], "policy entropy on its samples (nats/token)")):  # fmt: skip
         for run in summary:
@@ -358,15 +446,14 @@ def plot(per_seed: List[dict], summary: dict, out: Path) -> None:
                 continue
             curves = [r[run]["history"][key] for r in per_seed]
             mean = [statistics.fmean(step) for step in zip(*curves)]
-            ax.plot(range(1, len(mean) + 1), mean, label=run)
+            ax.plot(range(1, len(mean) + 1), mean, color=COLOURS[run], label=run)
         if key == "entropy":
-            ax.axhline(summary["base"]["entropy"], color="gray", ls="--", lw=1, label="base (held-out)")
+            ax.axhline(summary["base"]["entropy"], color=COLOURS["base"], ls="--", lw=1, label="base (held-out)")
         ax.set(xlabel="RL step", ylabel=label)
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out / "training.png", dpi=120)
-    plt.close(fig)
+    return fig
 
 
 def write_report(config: Config, per_seed: List[dict], seeds: List[int], out: Path, seconds: float) -> dict:
@@ -384,7 +471,7 @@ def write_report(config: Config, per_seed: List[dict], seeds: List[int], out: Pa
         f"Policy: a {config.layers}-layer, width-{config.width} character-level GPT-2 trained here to add "
         f"{config.operands} {config.digits}-digit numbers (answer in \\boxed{{}}), pretraining stopped after "
         f"{config.pretrain_steps} steps. RL: {config.steps} steps of {config.prompts} prompts x {config.samples} "
-        f"samples at temperature 1, lr {config.lr}, clip {CLIP}, ignored samples: {config.ignored_samples}. "
+        f"samples at temperature 1, lr {config.lr}, clip {CLIP}{ignored_samples_note(config)}. "
         f"Held-out: {config.eval_problems} problems x {config.eval_samples} samples. Seeds: {', '.join(map(str, seeds))}"
         f"{' (mean ± std over seeds)' if spread else ''}. Wall-clock: {seconds:.0f} s.",
         "",
@@ -392,10 +479,12 @@ def write_report(config: Config, per_seed: List[dict], seeds: List[int], out: Pa
         "|---|" + "---|" * (len(ks) + 1),
     ]
     for run, s in summary.items():
-        cells = [f"{100 * s['pass_at_k'][k]:.1f}" + (f" ± {100 * s['pass_at_k_std'][k]:.1f}" if spread else "") for k in ks]
+        cells = [
+            f"{100 * s['pass_at_k'][k]:.1f}" + (f" ± {100 * s['pass_at_k_std'][k]:.1f}" if spread else "") for k in ks
+        ]
         entropy = f"{s['entropy']:.3f}" + (f" ± {s['entropy_std']:.3f}" if spread else "")
         lines.append(f"| {run} | " + " | ".join(cells) + f" | {entropy} |")
-    lines += ["", "## The paper's claims, checked on these numbers", ""]
+    lines += ["", f"## The paper's claims, checked on these numbers{' (the means)' if spread else ''}", ""]
     for c in claims:
         numbers = ", ".join(f"{k} {v}" for k, v in c["numbers"].items())
         lines.append(f"- **{'holds' if c['holds'] else 'does not hold'}**: {c['claim']} ({numbers})")
@@ -403,22 +492,36 @@ def write_report(config: Config, per_seed: List[dict], seeds: List[int], out: Pa
         lines += ["", "Per seed:", ""]
         for seed, result in zip(seeds, per_seed):
             seed_claims = check_claims(aggregate([result]))
-            lines.append(f"- seed {seed}: " + "; ".join(f"claim {c['claim'][0]} {'holds' if c['holds'] else 'does not hold'}" for c in seed_claims))
+            lines.append(
+                f"- seed {seed}: "
+                + "; ".join(f"claim {c['claim'][0]} {'holds' if c['holds'] else 'does not hold'}" for c in seed_claims)
+            )
     lines += ["", "Plots: `passk.png` (pass@k after training), `training.png` (correct samples and entropy per step).",
               "Every number: `results.json`."]  # fmt: skip
     (out / "report.md").write_text("\n".join(lines) + "\n")
     return results
 
 
+def ignoring_runs(runs) -> List[str]:
+    """The selected runs in which some samples carry no gradient: --ignored-samples applies to them."""
+    return [r for r in runs if r in objectives.sample_ignoring_objectives()]
+
+
+def ignored_samples_note(config: Config) -> str:
+    runs = ignoring_runs(config.runs)
+    return f", ignored samples ({' / '.join(runs)}): {config.ignored_samples}" if runs else ""
+
+
 def parse_args(argv: Optional[List[str]] = None) -> Tuple[Config, List[int], Path]:
     p = argparse.ArgumentParser(prog="python -m openrlhf_nsr.mini", description=__doc__.split("\n\n")[0])
     d = Config()
     p.add_argument("--out", type=Path, default=Path("runs/mini"), help="report folder (default runs/mini)")
-    p.add_argument("--smoke", action="store_true", help="tiny sizes: the whole pipeline in under a minute")
+    p.add_argument("--smoke", action="store_true", help="tiny sizes, easier sums: the pipeline in about 10 s")
     p.add_argument("--seeds", default=str(d.seed), help="comma-separated seeds (default 0)")
     p.add_argument("--runs", default=",".join(d.runs), help=f"comma-separated, from {', '.join(RUNS)}")
     p.add_argument("--lam", type=float, default=d.lam, help="w_reinforce lambda (default 0.1, the paper's)")
-    p.add_argument("--ignored-samples", default=d.ignored_samples, help="drop (default) or zero")
+    ignoring = " / ".join(objectives.sample_ignoring_objectives())
+    p.add_argument("--ignored-samples", default=None, help=f"{ignoring} runs only: drop (default) or zero")
     for name in ("steps", "prompts", "samples", "pretrain_steps", "layers", "width", "operands", "digits",
                  "eval_problems", "eval_samples"):  # fmt: skip
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=None, help=f"default {getattr(d, name)}")
@@ -433,12 +536,20 @@ def parse_args(argv: Optional[List[str]] = None) -> Tuple[Config, List[int], Pat
                  "eval_problems", "eval_samples"):  # fmt: skip
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
-    overrides.update(lr=args.lr, lam=args.lam, ignored_samples=args.ignored_samples,
+    ignored = d.ignored_samples if args.ignored_samples is None else args.ignored_samples
+    overrides.update(lr=args.lr, lam=args.lam, ignored_samples=ignored,
                      runs=tuple(r.strip() for r in args.runs.split(",") if r.strip()))  # fmt: skip
     try:
         config = replace(d, **overrides).check()
     except ValueError as err:
         p.error(str(err))
+    if args.ignored_samples is not None and not ignoring_runs(config.runs):
+        # As the training CLI (train_ppo_ray.finalize_args): a flag that would change nothing is refused.
+        users = " or ".join(objectives.sample_ignoring_objectives())
+        train = "trains" if len(config.runs) == 1 else "train"
+        p.error(f"--ignored-samples only applies to runs in which some samples carry no gradient ({users}); "
+                f"{', '.join(config.runs)} {train} on every sample, so there is nothing to drop or zero: remove the "
+                f"flag or add {users} to --runs")  # fmt: skip
     return config, seeds, args.out
 
 
