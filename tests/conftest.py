@@ -24,5 +24,5 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "e2e: OpenRLHF's real training loop on CPU (tests/e2e, about 6 minutes); -m 'not e2e' skips"
+        "markers", "e2e: OpenRLHF's real training loop on CPU (tests/e2e, about 5 minutes); -m 'not e2e' skips"
     )
