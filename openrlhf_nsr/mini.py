@@ -238,7 +238,7 @@ def advantages_for(run: str, correct: torch.Tensor, config: Config, n: int):
         # exactly 0). They still count in the denominator, as in OpenRLHF's group_norm.
         return adv, adv != 0, torch.ones_like(correct)
     name, lam = ("w_reinforce", 1.0) if run == "reinforce" else (run, config.lam if run == "w_reinforce" else None)
-    adv, carries_grad = objectives.compute_advantages(name, correct, lam)
+    adv, carries_grad = objectives.compute_advantages(name, correct, lam=lam)
     return adv, carries_grad, objectives.loss_sample_mask(carries_grad, config.ignored_samples)
 
 

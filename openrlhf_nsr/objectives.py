@@ -23,10 +23,14 @@ A sample that carries no gradient is handled by the ``ignored_samples`` mode:
 - ``zero``: the sample stays in the batch with advantage 0 and still counts in the token-mean
   denominator, which shrinks the update by kept tokens / all tokens.
 
-A new objective is one function registered by name::
+A new objective is one function registered by name, with the hyperparameters it takes; the
+wrapper CLI (train_ppo_ray.py) makes ``--algo.advantage.<name>`` flags of them, with their
+validation and help, and the adapter passes each step's value (schedules evaluated)::
 
-    @register_objective("my_obj")
-    def my_obj(correct: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    @register_objective("my_obj", hyperparameters=(
+        Hyperparameter("my_obj_weight", float, 0.5, argument="weight", schedulable=True,
+                       help="weight of the negatives"),))
+    def my_obj(correct: torch.Tensor, weight: float) -> tuple[torch.Tensor, torch.Tensor]:
         ...
 """
 
@@ -34,39 +38,84 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
+
+from openrlhf_nsr.schedules import Schedule
 
 CORRECT_THRESHOLD = 0.5
 DEFAULT_LAMBDA = 0.1  # paper §4: W-REINFORCE uses lambda = 0.1
 IGNORED_SAMPLES_MODES = ("drop", "zero")
 DEFAULT_IGNORED_SAMPLES = "drop"
+LAMBDA_CONTROLLERS = ("none", "entropy")
+
+
+@dataclass(frozen=True)
+class Hyperparameter:
+    """A hyperparameter an objective declares; the wrapper CLI makes ``--algo.advantage.<name>`` of it.
+
+    ``type`` turns the command-line text into the value kept in OpenRLHF's args (plain JSON-able
+    values, so they survive Ray, checkpoints and wandb); it raises ValueError naming what is wrong.
+    ``argument`` names the keyword under which the objective function receives the value of the
+    current step; ``schedulable`` ones take a number or a ``STEP:VALUE,...`` schedule
+    (schedules.py, kept as a float or the canonical string), and ``check`` validates each value. Hyperparameters without ``argument``
+    are read by the adapter (e.g. ``ignored_samples``).
+    """
+
+    name: str
+    type: Callable[[str], Any]
+    default: Any
+    help: str
+    choices: Optional[Tuple[str, ...]] = None
+    argument: Optional[str] = None
+    schedulable: bool = False
+    check: Optional[Callable[[float], float]] = None
 
 
 @dataclass(frozen=True)
 class Objective:
     name: str
     fn: Callable[..., Tuple[torch.Tensor, torch.Tensor]]
-    uses_lambda: bool  # takes the W-REINFORCE weight lambda
     ignores_samples: bool  # some samples may carry no gradient (ignored_samples applies)
+    hyperparameters: Tuple[Hyperparameter, ...] = ()
+    # Checks across hyperparameters: values by name (defaults filled in) -> raises ValueError
+    validate: Optional[Callable[[Dict[str, Any]], None]] = None
 
 
 _OBJECTIVES: Dict[str, Objective] = {}
 
 
-def register_objective(name: str, *, uses_lambda: bool = False, ignores_samples: bool = True):
-    """Register ``fn(correct[, lam]) -> (advantages, carries_grad)`` under ``name``.
+def register_objective(
+    name: str,
+    *,
+    ignores_samples: bool = True,
+    hyperparameters: Tuple[Hyperparameter, ...] = (),
+    validate: Optional[Callable[[Dict[str, Any]], None]] = None,
+):
+    """Register ``fn(correct, **arguments) -> (advantages, carries_grad)`` under ``name``.
 
-    Registering a different function under a taken name is refused (no silent replacement);
-    registering the same function again is a no-op, so module reloads stay harmless.
+    ``hyperparameters`` become command-line flags of the wrapper (with their validation and
+    help); objectives that ignore samples also get ``ignored_samples``. A flag shared by several
+    objectives must be declared identically by all of them. Registering a different function
+    under a taken name is refused (no silent replacement); registering the same function again is
+    a no-op, so module reloads stay harmless.
     """
 
     def decorator(fn):
         existing = _OBJECTIVES.get(name)
         if existing is not None and _where(existing.fn) != _where(fn):
             raise ValueError(f"objective {name!r} is already registered by {_where(existing.fn)}; pick another name")
-        _OBJECTIVES[name] = Objective(name, fn, uses_lambda, ignores_samples)
+        params = tuple(hyperparameters) + ((IGNORED_SAMPLES,) if ignores_samples else ())
+        for param in params:
+            for other in _OBJECTIVES.values():
+                same = next((p for p in other.hyperparameters if p.name == param.name), None)
+                if same is not None and same != param and other.name != name:
+                    raise ValueError(
+                        f"objective {name!r} declares hyperparameter {param.name!r} differently from objective "
+                        f"{other.name!r}: one flag has one meaning; rename it or declare it identically"
+                    )
+        _OBJECTIVES[name] = Objective(name, fn, ignores_samples, params, validate)
         return fn
 
     return decorator
@@ -87,6 +136,62 @@ def get_objective(name: str) -> Objective:
         raise ValueError(f"unknown objective {name!r}; valid objectives: {', '.join(_OBJECTIVES)}") from None
 
 
+def hyperparameters() -> Dict[str, Tuple[Hyperparameter, Tuple[str, ...]]]:
+    """Every declared hyperparameter by name, with the objectives that use it (registration order)."""
+    found: Dict[str, Tuple[Hyperparameter, Tuple[str, ...]]] = {}
+    for objective in _OBJECTIVES.values():
+        for param in objective.hyperparameters:
+            users = found.get(param.name, (param, ()))[1]
+            found[param.name] = (param, users + (objective.name,))
+    return found
+
+
+def resolve_hyperparameters(name: str, given: Dict[str, Any]) -> Dict[str, Any]:
+    """Validated values of objective ``name``'s hyperparameters: ``given`` (by name) over the defaults.
+
+    Raises ValueError naming the hyperparameter when one does not apply to ``name`` or is invalid.
+    """
+    objective = get_objective(name)
+    declared = {p.name: p for p in objective.hyperparameters}
+    foreign = [key for key, value in given.items() if value is not None and key not in declared]
+    if foreign:
+        users = hyperparameters()
+        key = foreign[0]
+        who = " / ".join(users[key][1]) if key in users else "no objective"
+        raise ValueError(f"{key} only applies to {who}, not {name}")
+    values = {param.name: parse_hyperparameter(param, given.get(param.name)) for param in objective.hyperparameters}
+    if objective.validate is not None:
+        objective.validate(values)
+    return values
+
+
+def parse_hyperparameter(param: Hyperparameter, value: Any) -> Any:
+    """One hyperparameter's value (None = its default), parsed and checked; ValueError if invalid."""
+    value = param.default if value is None else value
+    if value is None:
+        return None
+    if param.schedulable:  # a number or STEP:VALUE,... (kept as a float or its canonical string)
+        value = Schedule.parse(value).canonical()
+    elif isinstance(value, str) and param.type is not str:
+        value = param.type(value)
+    if param.choices is not None and value not in param.choices:
+        raise ValueError(f"must be one of {', '.join(param.choices)}, got {value!r}")
+    if param.schedulable and param.check is not None:
+        for _, point in Schedule.parse(value).points:
+            param.check(point)
+    return value
+
+
+def arguments_at(name: str, values: Dict[str, Any], step: int) -> Dict[str, float]:
+    """The keyword arguments of objective ``name``'s function at global ``step`` (schedules evaluated)."""
+    arguments = {}
+    for param in get_objective(name).hyperparameters:
+        if param.argument is not None:
+            value = values[param.name]
+            arguments[param.argument] = Schedule.parse(value)(step) if param.schedulable else value
+    return arguments
+
+
 def check_lambda(lam: float) -> float:
     lam = float(lam)
     if not math.isfinite(lam) or lam < 0:
@@ -95,6 +200,86 @@ def check_lambda(lam: float) -> float:
             "(the paper uses 0.1; 1 is plain REINFORCE)"
         )
     return lam
+
+
+def _unit_fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number") from None
+    if not 0 < value <= 1:
+        raise ValueError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"must be finite and > 0, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        return check_lambda(float(text))
+    except ValueError:
+        raise ValueError(f"must be a finite number >= 0, got {text!r}") from None
+
+
+IGNORED_SAMPLES = Hyperparameter(
+    "ignored_samples", str, DEFAULT_IGNORED_SAMPLES, choices=IGNORED_SAMPLES_MODES,
+    help="samples that carry no gradient are removed from the update, which trains on optimiser steps of "
+    "--train.batch_size kept samples, each a token-mean over kept tokens (drop, default, the paper's reference "
+    "code), or kept with advantage 0, diluting the token-mean (zero)",
+)  # fmt: skip
+W_REINFORCE_LAMBDA = Hyperparameter(
+    "w_reinforce_lambda", float, DEFAULT_LAMBDA, argument="lam", schedulable=True, check=check_lambda,
+    help=f"advantage of correct samples, >= 0 (default {DEFAULT_LAMBDA}, the paper's; 1 = plain REINFORCE), or a "
+    "schedule STEP:VALUE,STEP:VALUE,... over global steps (piecewise linear; 0:0,40:0.1 = NSR first, then PSR in); "
+    "with --algo.advantage.lambda_controller entropy: the controller's upper bound",
+)  # fmt: skip
+LAMBDA_CONTROLLER = Hyperparameter(
+    "lambda_controller", str, "none", choices=LAMBDA_CONTROLLERS,
+    help="entropy: lambda adapts each step so the rollout entropy stays near "
+    "--algo.advantage.lambda_controller_target x its first-step value (rises above it, falls toward 0 = NSR below)",
+)  # fmt: skip
+LAMBDA_CONTROLLER_TARGET = Hyperparameter(
+    "lambda_controller_target", _unit_fraction, None,
+    help="the entropy controller's target, a fraction F in (0, 1] of the first step's rollout entropy",
+)  # fmt: skip
+LAMBDA_CONTROLLER_INIT = Hyperparameter(
+    "lambda_controller_init", _non_negative, 0.0,
+    help="the entropy controller's lambda before the first step (default 0: NSR first), <= w_reinforce_lambda",
+)  # fmt: skip
+LAMBDA_CONTROLLER_RATE = Hyperparameter(
+    "lambda_controller_rate", _positive, 1.0,
+    help="the entropy controller's gain: lambda moves by rate x w_reinforce_lambda x the relative entropy error "
+    "(clipped to +-0.2) per step (default 1: 0 to the upper bound in 5 steps at the largest error)",
+)  # fmt: skip
+
+
+def _validate_w_reinforce(values: Dict[str, Any]) -> None:
+    controller = values["lambda_controller"]
+    if controller == "none":
+        for key in ("lambda_controller_target",):
+            if values[key] is not None:
+                raise ValueError(f"{key} only applies with lambda_controller entropy: add it or remove {key}")
+        return
+    if values["lambda_controller_target"] is None:
+        raise ValueError("lambda_controller entropy needs lambda_controller_target F in (0, 1]: add it")
+    if not Schedule.parse(values["w_reinforce_lambda"]).constant:
+        raise ValueError(
+            "lambda_controller entropy sets lambda itself: w_reinforce_lambda must be a number (its upper bound), "
+            f"not the schedule {values['w_reinforce_lambda']}"
+        )
+    if values["lambda_controller_init"] > values["w_reinforce_lambda"]:
+        raise ValueError(
+            f"lambda_controller_init {values['lambda_controller_init']:g} is above the controller's upper bound "
+            f"w_reinforce_lambda {values['w_reinforce_lambda']:g}"
+        )
 
 
 def is_correct(rewards: torch.Tensor) -> torch.Tensor:
@@ -107,30 +292,29 @@ def is_correct(rewards: torch.Tensor) -> torch.Tensor:
     return rewards.float() > CORRECT_THRESHOLD
 
 
-def compute_advantages(
-    name: str, correct: torch.Tensor, lam: Optional[float] = None
-) -> Tuple[torch.Tensor, torch.Tensor]:
+def compute_advantages(name: str, correct: torch.Tensor, **arguments: float) -> Tuple[torch.Tensor, torch.Tensor]:
     """Per-sample advantages (B,) float32 and carries_grad (B,) bool for objective ``name``.
 
-    Samples that carry no gradient get advantage 0. ``lam`` is only accepted by objectives
-    that use it (w_reinforce, default 0.1).
+    Samples that carry no gradient get advantage 0. ``arguments`` are the objective function's
+    keywords for this step (``lam=0.1`` for w_reinforce; a missing one takes its default).
     """
     objective = get_objective(name)
     correct = torch.as_tensor(correct)
     if correct.dtype != torch.bool or correct.dim() != 1:
         raise ValueError(f"correct must be a 1-D bool tensor, got dtype {correct.dtype} shape {tuple(correct.shape)}")
-    if objective.uses_lambda:
-        advantages, carries_grad = objective.fn(correct, check_lambda(DEFAULT_LAMBDA if lam is None else lam))
-    elif lam is not None:
-        raise ValueError(f"objective {name!r} takes no lambda (only: {', '.join(lambda_objectives())})")
-    else:
-        advantages, carries_grad = objective.fn(correct)
+    declared = {p.argument: p for p in objective.hyperparameters if p.argument is not None}
+    unknown = [key for key, value in arguments.items() if key not in declared and value is not None]
+    if unknown:
+        takers = [o.name for o in _OBJECTIVES.values() if any(p.argument == unknown[0] for p in o.hyperparameters)]
+        raise ValueError(f"objective {name!r} takes no {unknown[0]} (only: {', '.join(takers) or 'none'})")
+    kwargs = {}
+    for argument, param in declared.items():
+        value = arguments.get(argument)
+        value = Schedule.parse(param.default)(0) if value is None else value
+        kwargs[argument] = param.check(value) if param.check is not None else value
+    advantages, carries_grad = objective.fn(correct, **kwargs)
     advantages = advantages.to(torch.float32)
     return torch.where(carries_grad, advantages, torch.zeros_like(advantages)), carries_grad.bool()
-
-
-def lambda_objectives() -> Tuple[str, ...]:
-    return tuple(o.name for o in _OBJECTIVES.values() if o.uses_lambda)
 
 
 def sample_ignoring_objectives() -> Tuple[str, ...]:
@@ -158,7 +342,18 @@ def nsr(correct: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     return -torch.ones(correct.shape), ~correct
 
 
-@register_objective("w_reinforce", uses_lambda=True, ignores_samples=False)
+@register_objective(
+    "w_reinforce",
+    ignores_samples=False,
+    hyperparameters=(
+        W_REINFORCE_LAMBDA,
+        LAMBDA_CONTROLLER,
+        LAMBDA_CONTROLLER_TARGET,
+        LAMBDA_CONTROLLER_INIT,
+        LAMBDA_CONTROLLER_RATE,
+    ),
+    validate=_validate_w_reinforce,
+)
 def w_reinforce(correct: torch.Tensor, lam: float) -> Tuple[torch.Tensor, torch.Tensor]:
     """W-REINFORCE = lam * PSR + NSR: +lam on correct, -1 on incorrect; every sample carries gradient.
 

@@ -21,6 +21,7 @@ from typing import List, Tuple
 
 EXPERIENCE_MAKER = "openrlhf.trainer.ppo_utils.experience_maker"
 TRAINER = "openrlhf.trainer.ppo_trainer"
+TRAINER_ASYNC = "openrlhf.trainer.ppo_trainer_async"
 ACTOR = "openrlhf.trainer.ray.ppo_actor"
 
 
@@ -44,16 +45,26 @@ CONTRACT: List[Need] = [
          params=("self", "experiences")),
     Need(EXPERIENCE_MAKER, "RemoteExperienceMaker.get_cumulative_returns", "OpenRLHF's own returns (gamma 1)",
          params=("self", "rewards", "action_mask", "gamma")),
-    Need(EXPERIENCE_MAKER, "Experience", "advantages and the drop mode's padding are written on it",
+    Need(EXPERIENCE_MAKER, "Experience", "advantages and the drop mode's padding are written on it; the "
+         "diversity metrics read the responses, rewards and log-probs",
          fields=("index", "rewards", "action_mask", "kl", "returns", "advantages", "info", "action_log_probs",
-                 "base_action_log_probs", "rollout_log_probs")),
+                 "base_action_log_probs", "rollout_log_probs", "sequences", "prompts")),
+    Need(EXPERIENCE_MAKER, "RemoteExperienceMaker.__init__", "its tokenizer decodes the responses (answers)",
+         params=("self", "actor_model_group", "critic_model_group", "reward_model_group", "initial_model_group",
+                 "kl_controller", "strategy", "tokenizer"), keys=("self.tokenizer",)),
     Need("openrlhf.models.utils", "compute_reward", "OpenRLHF's own per-token reward with optional in-reward KL",
          params=("r", "kl_coef", "kl", "action_mask", "reward_clip_range")),
     # PPOTrainer / TrainingActor: metrics
     Need(TRAINER, "BasePPOTrainer._compute_rollout_stats", "wrapped: the paper's Figure 4 diagnostics",
          params=("self", "experiences")),
-    Need(TRAINER, "BasePPOTrainer.train_step", "calls _compute_rollout_stats once per rollout batch",
-         keys=("_compute_rollout_stats",)),
+    Need(TRAINER, "BasePPOTrainer.train_step", "wrapped: hands the global step to the experience maker, which it "
+         "calls, then _compute_rollout_stats, once per rollout batch",
+         params=("self", "rollout_samples", "global_step"),
+         keys=("make_experience_batch", "_compute_rollout_stats", "global_step + 1")),
+    Need(TRAINER, "compute_eval_metrics", "wrapped: pass@k for k between 1 and n",
+         params=("eval_dataloader", "samples_list", "n_samples_per_prompt"), keys=("pass1", "datasources")),
+    Need(TRAINER_ASYNC, "compute_eval_metrics", "wrapped where the async trainer imports it by name",
+         params=("eval_dataloader", "samples_list", "n_samples_per_prompt")),
     Need(TRAINER, "PPOTrainer.__ray_metadata__.modified_class", "Ray's copy of the methods on the sync trainer actor"),
     # PolicyModelActor: optimiser steps with no kept token
     Need(ACTOR, "iter_grad_accum_global_norm", "wrapped where ppo_actor re-binds it: per-step loss normalisers",

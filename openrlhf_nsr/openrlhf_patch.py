@@ -2,14 +2,19 @@
 
 OpenRLHF has no estimator registry, so three of its classes get a wrapped method. Each wrapper
 passes straight through to OpenRLHF's own code unless ``--algo.advantage.estimator`` names one
-of our objectives, so the built-in estimators are untouched:
+of our objectives, so the built-in estimators are untouched (they only gain metrics):
 
 - ``RemoteExperienceMaker.compute_advantages_and_returns`` (PPOTrainer / async TrainingActor
-  process): constant per-sample advantages; in ``drop`` mode the samples that carry no gradient
+  process): the rollout's diversity (diversity.py) for every estimator; for ours, constant
+  per-sample advantages with the objective's hyperparameters at this step (schedules, the
+  entropy controller: schedules.py); in ``drop`` mode the samples that carry no gradient
   are turned into padding (action mask 0), so OpenRLHF's own token-mean normaliser counts only
   the kept tokens: the update equals the one on a batch from which those samples were removed.
-- ``BasePPOTrainer._compute_rollout_stats``: adds the paper's Figure 4 diagnostics to the
-  ``rollout/`` metrics.
+- ``BasePPOTrainer.train_step``: hands OpenRLHF's global step to the experience maker (same
+  process, same call); ``BasePPOTrainer._compute_rollout_stats``: adds the diversity metrics,
+  lambda and the paper's Figure 4 diagnostics to the ``rollout/`` metrics;
+  ``compute_eval_metrics`` (imported by name in both trainer modules): pass@k for every k = 2, 4,
+  ... between OpenRLHF's pass@1 and pass@n.
 - ``ActorPPOTrainer`` (``PolicyModelActor`` process): an optimiser step or micro-batch with no
   kept token (e.g. every sample correct under nsr) gives a zero loss and finite metrics instead
   of 0 / 0.
@@ -29,7 +34,8 @@ import threading
 
 import torch
 
-from openrlhf_nsr import objectives, openrlhf_contract
+from openrlhf_nsr import diversity, objectives, openrlhf_contract, schedules
+from openrlhf_nsr import reward as reward_lib
 
 SUPPORTED_OPENRLHF = "0.11"
 TESTED_OPENRLHF = "0.11.2"
@@ -64,15 +70,70 @@ def is_objective(args) -> bool:
 # ── RemoteExperienceMaker ──
 
 
+def _in_rollout_order(experiences):
+    """Per-sample (reward, response token ids) of ``experiences`` in rollout order.
+
+    OpenRLHF numbers the rollout's samples (``Experience.index``) before splitting them into
+    micro-batches (and dynamic batching reorders those); in rollout order the n samples of a
+    prompt are contiguous.
+    """
+    rows = []
+    for experience in experiences:
+        rewards = experience.rewards if experience.rewards is not None else experience.info["reward"]
+        # The action mask covers the last positions of the sequences (shifted by one: position t
+        # is the token predicted from t - 1), as OpenRLHF's actor aligns its log-probs.
+        width = experience.action_mask.shape[1]
+        for row, index in enumerate(experience.index):
+            tokens = experience.sequences[row, -width:]
+            rows.append((index, float(rewards[row]), tokens[experience.action_mask[row].bool().to(tokens.device)]))
+    rows.sort(key=lambda item: item[0])
+    return [reward for _, reward, _ in rows], [response for _, _, response in rows]
+
+
+def sample_metrics(experiences, tokenizer, n_samples_per_prompt: int) -> dict:
+    """Diversity of one rollout batch from its samples (diversity.py), as ``rollout/`` metrics."""
+    rewards, responses = _in_rollout_order(experiences)
+    answers = [reward_lib.last_boxed(text) for text in tokenizer.batch_decode(responses, skip_special_tokens=False)]
+    stats = diversity.pass_at_1_and_n(torch.tensor(rewards), n_samples_per_prompt)
+    stats["distinct_answers_frac"] = diversity.distinct_answers_frac(answers, n_samples_per_prompt)
+    return {ROLLOUT_METRIC_PREFIX + k: v for k, v in stats.items()}
+
+
+def objective_values(args) -> dict:
+    """The chosen objective's hyperparameters as parsed on the command line (objectives.Hyperparameter)."""
+    name = args.algo.advantage.estimator
+    given = {p.name: getattr(args.algo.advantage, p.name, None) for p in objectives.get_objective(name).hyperparameters}
+    return objectives.resolve_hyperparameters(name, given)
+
+
+def step_arguments(maker, entropy: float) -> dict:
+    """The objective function's arguments for this step: schedules at OpenRLHF's global step, or the
+    entropy controller's lambda, which takes this step's rollout entropy first (schedules.py)."""
+    args = maker.strategy.args
+    name = args.algo.advantage.estimator
+    values = objective_values(args)
+    arguments = objectives.arguments_at(name, values, getattr(maker, "nsr_step", 1))
+    if values.get("lambda_controller") == "entropy":
+        controller = getattr(maker, "nsr_lambda_controller", None)
+        if controller is None:
+            controller = maker.nsr_lambda_controller = schedules.EntropyLambdaController(
+                target=values["lambda_controller_target"],
+                lam_max=values["w_reinforce_lambda"],
+                init=values["lambda_controller_init"],
+                rate=values["lambda_controller_rate"],
+            )
+        arguments["lam"] = controller.update(entropy)
+    return arguments
+
+
 @torch.no_grad()
-def compute_objective_advantages(maker, experiences):
+def compute_objective_advantages(maker, experiences, arguments: dict):
     """Our branch of ``RemoteExperienceMaker.compute_advantages_and_returns``."""
     from openrlhf.models.utils import compute_reward
 
     args = maker.strategy.args
     adv_args = args.algo.advantage
     name = adv_args.estimator
-    lam = getattr(adv_args, "w_reinforce_lambda", None) if objectives.get_objective(name).uses_lambda else None
     mode = getattr(adv_args, "ignored_samples", None) or objectives.DEFAULT_IGNORED_SAMPLES
     if adv_args.gamma != 1.0:
         raise ValueError(f"{name} needs --algo.advantage.gamma 1 (constant advantages), got {adv_args.gamma}")
@@ -81,7 +142,7 @@ def compute_objective_advantages(maker, experiences):
     for experience in experiences:
         experience.rewards = experience.rewards.to(torch.promote_types(experience.rewards.dtype, torch.float32))
         correct = objectives.is_correct(experience.rewards)
-        advantages, carries_grad = objectives.compute_advantages(name, correct, lam)
+        advantages, carries_grad = objectives.compute_advantages(name, correct, **arguments)
 
         # OpenRLHF's own REINFORCE path: the sample's advantage at its last token, minus the
         # in-reward KL if one was explicitly asked for, summed back over the response (gamma = 1).
@@ -110,8 +171,7 @@ def compute_objective_advantages(maker, experiences):
     stats = objectives.rollout_stats(
         torch.cat(all_correct)[order], torch.cat(all_carries)[order], args.rollout.n_samples_per_prompt
     )
-    maker.objective_rollout_stats = {ROLLOUT_METRIC_PREFIX + k: v for k, v in stats.items()}
-    return experiences
+    return {ROLLOUT_METRIC_PREFIX + k: v for k, v in stats.items()}
 
 
 def drop_samples(experience, dropped: torch.Tensor) -> None:
@@ -137,9 +197,22 @@ def _patch_experience_maker(module) -> None:
 
     @functools.wraps(original)
     def compute_advantages_and_returns(self, experiences):
-        if is_objective(self.strategy.args):
-            return compute_objective_advantages(self, experiences)
-        return original(self, experiences)
+        # Diversity first, for every estimator: the samples are all here, unmasked, with rewards.
+        args = self.strategy.args
+        entropy = diversity.token_entropy(
+            (e.action_log_probs for e in experiences), (e.action_mask for e in experiences)
+        )
+        stats = {ROLLOUT_METRIC_PREFIX + "entropy": entropy}
+        stats.update(sample_metrics(experiences, self.tokenizer, args.rollout.n_samples_per_prompt))
+        if is_objective(args):
+            arguments = step_arguments(self, entropy)
+            stats.update(compute_objective_advantages(self, experiences, arguments))
+            if "lam" in arguments:
+                stats[ROLLOUT_METRIC_PREFIX + "lambda"] = arguments["lam"]
+        else:
+            experiences = original(self, experiences)
+        self.nsr_rollout_stats = stats
+        return experiences
 
     cls.compute_advantages_and_returns = compute_advantages_and_returns
 
@@ -147,25 +220,85 @@ def _patch_experience_maker(module) -> None:
 # ── PPOTrainer / TrainingActor: metrics ──
 
 
-def _patch_trainer(module) -> None:
-    cls = module.BasePPOTrainer
-    original = cls._compute_rollout_stats
+def _patch_eval_metrics(module) -> None:
+    original = module.compute_eval_metrics
+    if getattr(original, "_openrlhf_nsr_wrapped", False):  # imported by name after ppo_trainer was patched
+        return
 
     @functools.wraps(original)
-    def _compute_rollout_stats(self, experiences):
-        stats = original(self, experiences)
-        stats.update(getattr(self.experience_maker, "objective_rollout_stats", None) or {})
-        self.experience_maker.objective_rollout_stats = None
-        return stats
+    def compute_eval_metrics(eval_dataloader, samples_list, n_samples_per_prompt):
+        logs = original(eval_dataloader, samples_list, n_samples_per_prompt)
+        if samples_list and n_samples_per_prompt >= 4:
+            sources = {}
+            for datasources, prompts, _labels, _images in eval_dataloader:
+                for prompt, datasource in zip(prompts, datasources):
+                    sources[prompt] = datasource
+            logs.update(eval_pass_at_k_logs(samples_list, n_samples_per_prompt, sources))
+        return logs
 
-    cls._compute_rollout_stats = _compute_rollout_stats
-    # `@ray.remote class PPOTrainer(BasePPOTrainer)` ran while this module executed, and Ray copied
-    # every method, inherited ones included, onto the actor's class: patch those copies too, or
-    # the sync trainer actor keeps the unpatched method (the async TrainingActor is made later).
+    compute_eval_metrics._openrlhf_nsr_wrapped = True
+    module.compute_eval_metrics = compute_eval_metrics
+
+
+def eval_pass_at_k_logs(samples_list, n_samples_per_prompt: int, sources: dict) -> dict:
+    """``eval_<source>_pass<k>`` for k = 2, 4, ... below n, next to OpenRLHF's pass1 and pass<n>.
+
+    OpenRLHF's ``compute_eval_metrics`` logs only pass@1 (mean reward) and pass@n (max); for 0/1
+    rewards those are the unbiased pass@1 and pass@n, and the k in between use the same estimator
+    (diversity.pass_at_ks) on the same prompt groups (a prompt's n samples are contiguous).
+    """
+    n = int(n_samples_per_prompt)
+    prompts = [prompt for s in samples_list for prompt in s.prompts]
+    rewards = [float(r) for s in samples_list for r in torch.as_tensor(s.rewards).flatten()]
+    by_source = {}
+    for start in range(0, len(prompts) - n + 1, n):
+        by_source.setdefault(sources.get(prompts[start], "unknown"), []).extend(rewards[start : start + n])
+    logs = {}
+    for source, values in by_source.items():
+        ks = diversity.pass_at_ks(torch.tensor(values), n)
+        for k, value in (ks or {}).items():  # None: rewards not 0/1, pass@k undefined
+            if 1 < k < n:
+                logs[f"eval_{source}_pass{k}"] = value
+    return logs
+
+
+def _ray_copies(module, cls):
+    """The copies of ``cls``'s methods Ray made on the actor classes of ``module``.
+
+    ``@ray.remote class PPOTrainer(BasePPOTrainer)`` ran while the module executed, and Ray copied
+    every method, inherited ones included, onto the actor's class: patching ``cls`` alone leaves
+    the sync trainer actor with the unpatched method (the async TrainingActor is made later, from
+    the patched class).
+    """
     for value in vars(module).values():
         actor_class = getattr(getattr(value, "__ray_metadata__", None), "modified_class", None)
         if isinstance(actor_class, type) and issubclass(actor_class, cls):
-            actor_class._compute_rollout_stats = _compute_rollout_stats
+            yield actor_class
+
+
+def _patch_trainer(module) -> None:
+    cls = module.BasePPOTrainer
+    stats_original = cls._compute_rollout_stats
+    step_original = cls.train_step
+
+    @functools.wraps(stats_original)
+    def _compute_rollout_stats(self, experiences):
+        stats = stats_original(self, experiences)
+        stats.update(getattr(self.experience_maker, "nsr_rollout_stats", None) or {})
+        self.experience_maker.nsr_rollout_stats = None
+        return stats
+
+    @functools.wraps(step_original)
+    def train_step(self, rollout_samples, global_step):
+        # OpenRLHF's step counter reaches the advantages: the experience maker runs in this process,
+        # inside this call. Step numbers are the ones this batch is logged under (first batch: 1).
+        self.experience_maker.nsr_step = global_step + 1
+        return step_original(self, rollout_samples, global_step)
+
+    _patch_eval_metrics(module)
+    for target in (cls, *_ray_copies(module, cls)):
+        target._compute_rollout_stats = _compute_rollout_stats
+        target.train_step = train_step
 
 
 # ── PolicyModelActor: steps with no kept token ──
@@ -223,6 +356,7 @@ def _patch_actor(module) -> None:
 _PATCHES = {
     "openrlhf.trainer.ppo_utils.experience_maker": _patch_experience_maker,
     "openrlhf.trainer.ppo_trainer": _patch_trainer,
+    "openrlhf.trainer.ppo_trainer_async": _patch_eval_metrics,  # imports compute_eval_metrics by name
     "openrlhf.trainer.ray.ppo_actor": _patch_actor,
 }
 _PATCHED_FLAG = "_openrlhf_nsr_patched"

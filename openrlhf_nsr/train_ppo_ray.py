@@ -2,7 +2,8 @@
 
     python -m openrlhf_nsr.train_ppo_ray <any OpenRLHF 0.11.2 train_ppo_ray flags> \\
         --algo.advantage.estimator nsr            # or psr | w_reinforce
-        [--algo.advantage.w_reinforce_lambda 0.1] # w_reinforce only (default 0.1)
+        [--algo.advantage.w_reinforce_lambda 0.1] # w_reinforce only (default 0.1); or 0:0,40:0.1
+        [--algo.advantage.lambda_controller entropy --algo.advantage.lambda_controller_target 0.9]
         [--algo.advantage.ignored_samples drop]   # psr / nsr only: drop (default) | zero
         [--dry_run]                               # parse + validate, print the config, exit 0
         [--reward.remote_url math_verify]         # the package's math reward (openrlhf_nsr/reward.py)
@@ -23,17 +24,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import runpy
 import sys
 from types import SimpleNamespace
 from typing import List, Optional
 
 from openrlhf_nsr import objectives, openrlhf_contract
+from openrlhf_nsr.schedules import Schedule
 
 OPENRLHF_CLI = "openrlhf.cli.train_ppo_ray"
 ESTIMATOR = "algo.advantage.estimator"
-LAMBDA = "algo.advantage.w_reinforce_lambda"
-IGNORED = "algo.advantage.ignored_samples"
+HYPERPARAMETER_PREFIX = "algo.advantage."  # an objective's hyperparameter X is --algo.advantage.X
 KL_COEF = "algo.kl.init_coef"
 REMOTE_URL = "reward.remote_url"
 # --reward.remote_url names resolved to the reward files this package installs.
@@ -46,7 +48,10 @@ class _DryRunDone(Exception):
 
 
 def extend_parser(parser: argparse.ArgumentParser) -> float:
-    """Add our estimators and flags to OpenRLHF's parser; return the KL coefficient's default."""
+    """Add our estimators and every objective's hyperparameters to OpenRLHF's parser.
+
+    Returns the KL coefficient's default.
+    """
     actions = {action.dest: action for action in parser._actions}
     openrlhf_contract.check_parser(actions)
     estimator = actions[ESTIMATOR]
@@ -57,20 +62,15 @@ def extend_parser(parser: argparse.ArgumentParser) -> float:
         "; openrlhf_nsr adds psr (correct samples only, +1), nsr (incorrect only, -1) and w_reinforce "
         "(+lambda / -1), Zhu et al. 2025 (arXiv 2506.01347)"
     )
-    parser.add_argument(
-        f"--{LAMBDA}",
-        type=float,
-        default=None,
-        help=f"w_reinforce: advantage of correct samples, >= 0 (default {objectives.DEFAULT_LAMBDA}, the paper's; "
-        "1 = plain REINFORCE)",
-    )
-    parser.add_argument(
-        f"--{IGNORED}",
-        choices=objectives.IGNORED_SAMPLES_MODES,
-        default=None,
-        help="psr / nsr: samples that carry no gradient are removed from the update, the token-mean counting "
-        "kept tokens only (drop, default, the paper's reference code) or kept with advantage 0, diluting it (zero)",
-    )
+    for name, (param, users) in objectives.hyperparameters().items():
+        default = param.default if param.default is not None else "none"
+        parser.add_argument(
+            f"--{HYPERPARAMETER_PREFIX}{name}",
+            type=str,  # parsed and validated in finalize_args: the message can then name the estimator
+            choices=param.choices,
+            default=None,  # None = "not given"; defaults are filled in for the chosen estimator only
+            help=f"{' / '.join(users)}: {param.help} (default {default})",
+        )
     parser.add_argument(
         "--dry_run",
         action="store_true",
@@ -101,40 +101,37 @@ def finalize_args(parser: argparse.ArgumentParser, args: argparse.Namespace, kl_
     """Validate our flags against the estimator and fill their defaults (flat, dotted namespace)."""
     setattr(args, REMOTE_URL, resolve_reward_urls(getattr(args, REMOTE_URL)))
     name = getattr(args, ESTIMATOR)
+    declared = objectives.hyperparameters()
+    given = {key: getattr(args, HYPERPARAMETER_PREFIX + key) for key in declared}
     if name not in objectives.objective_names():
-        for flag, users in (
-            (LAMBDA, objectives.lambda_objectives()),
-            (IGNORED, objectives.sample_ignoring_objectives()),
-        ):
-            if getattr(args, flag) is not None:
+        for key, value in given.items():
+            if value is not None:
                 parser.error(
-                    f"--{flag} only applies to --{ESTIMATOR} {' / '.join(users)}, not {name}: remove it or change "
-                    "the estimator"
+                    f"--{HYPERPARAMETER_PREFIX}{key} only applies to --{ESTIMATOR} {' / '.join(declared[key][1])}, "
+                    f"not {name}: remove it or change the estimator"
                 )
         if getattr(args, KL_COEF) is None:
             setattr(args, KL_COEF, kl_default)
         return
 
-    objective = objectives.get_objective(name)
-    if objective.uses_lambda:
-        lam = getattr(args, LAMBDA)
+    own = {param.name for param in objectives.get_objective(name).hyperparameters}
+    for key, value in given.items():
+        if value is not None and key not in own:
+            parser.error(
+                f"--{HYPERPARAMETER_PREFIX}{key} only applies to --{ESTIMATOR} {' / '.join(declared[key][1])}, "
+                f"not {name}: remove it or change the estimator"
+            )
+    for key in own:  # one flag at a time first, so the message names the flag that is wrong
         try:
-            setattr(args, LAMBDA, objectives.check_lambda(objectives.DEFAULT_LAMBDA if lam is None else lam))
+            objectives.parse_hyperparameter(declared[key][0], given[key])
         except ValueError as err:
-            parser.error(f"--{LAMBDA}: {err}")
-    elif getattr(args, LAMBDA) is not None:
-        parser.error(
-            f"--{LAMBDA} only applies to --{ESTIMATOR} {' / '.join(objectives.lambda_objectives())}, not {name}: "
-            "remove it or change the estimator"
-        )
-    if objective.ignores_samples:
-        if getattr(args, IGNORED) is None:
-            setattr(args, IGNORED, objectives.DEFAULT_IGNORED_SAMPLES)
-    elif getattr(args, IGNORED) is not None:
-        parser.error(
-            f"--{IGNORED} only applies to --{ESTIMATOR} {' / '.join(objectives.sample_ignoring_objectives())}: "
-            f"{name} trains on every sample, so there is nothing to drop; remove the flag"
-        )
+            parser.error(f"--{HYPERPARAMETER_PREFIX}{key} {given[key]}: {err}")
+    try:
+        values = objectives.resolve_hyperparameters(name, {k: v for k, v in given.items() if k in own})
+    except ValueError as err:
+        parser.error(f"--{ESTIMATOR} {name}: {_as_flags(str(err))}")
+    for key, value in values.items():
+        setattr(args, HYPERPARAMETER_PREFIX + key, value)
     if getattr(args, "algo.dynamic_filtering_enable"):
         parser.error(
             f"--algo.dynamic_filtering_enable removes the prompts whose samples are all wrong (what nsr learns "
@@ -157,6 +154,33 @@ def finalize_args(parser: argparse.ArgumentParser, args: argparse.Namespace, kl_
             f"{LOG_PREFIX} --{ESTIMATOR} {name}: --{KL_COEF} not given, using 0 (no KL penalty, no reference "
             f"model), as in the paper; pass --{KL_COEF} explicitly to use one"
         )
+
+
+def _as_flags(message: str) -> str:
+    """Name hyperparameters in ``message`` as the flags the user typed."""
+    for key in sorted(objectives.hyperparameters(), key=len, reverse=True):
+        message = re.sub(rf"(?<![\w.-]){key}\b", f"--{HYPERPARAMETER_PREFIX}{key}", message)
+    return message
+
+
+def _describe(args: argparse.Namespace) -> List[str]:
+    """One line per step-dependent hyperparameter of the chosen objective, for --dry_run."""
+    name = getattr(args, ESTIMATOR)
+    if name not in objectives.objective_names():
+        return []
+    lines = []
+    for param in objectives.get_objective(name).hyperparameters:
+        if param.schedulable:
+            schedule = Schedule.parse(getattr(args, HYPERPARAMETER_PREFIX + param.name))
+            lines.append(f"--{HYPERPARAMETER_PREFIX}{param.name}: {schedule.describe()}")
+    if getattr(args, HYPERPARAMETER_PREFIX + "lambda_controller", None) == "entropy":
+        lines.append(
+            f"--{HYPERPARAMETER_PREFIX}lambda_controller entropy: lambda starts at "
+            f"{getattr(args, HYPERPARAMETER_PREFIX + 'lambda_controller_init'):g}, stays in [0, "
+            f"{getattr(args, HYPERPARAMETER_PREFIX + 'w_reinforce_lambda'):g}] and keeps the rollout entropy near "
+            f"{getattr(args, HYPERPARAMETER_PREFIX + 'lambda_controller_target'):g} x its first-step value"
+        )
+    return lines
 
 
 @contextlib.contextmanager
@@ -208,7 +232,7 @@ def _run(argv: List[str]) -> int:
 
     openrlhf_contract.check(openrlhf_config)
 
-    state = SimpleNamespace(config=None, dry_run=False)
+    state = SimpleNamespace(config=None, dry_run=False, args=None)
 
     def parse_args_hook(original):
         def parse_args(self, args=None, namespace=None):
@@ -217,7 +241,7 @@ def _run(argv: List[str]) -> int:
             kl_default = extend_parser(self)
             parsed = original(self, args, namespace)
             finalize_args(self, parsed, kl_default)
-            state.dry_run = parsed.dry_run
+            state.dry_run, state.args = parsed.dry_run, parsed
             return parsed
 
         return parse_args
@@ -248,6 +272,8 @@ def _run(argv: List[str]) -> int:
         ):
             runpy.run_module(OPENRLHF_CLI, run_name="__main__", alter_sys=True)
     except _DryRunDone:
+        for line in _describe(state.args):
+            print(f"{LOG_PREFIX} {line}")
         print(f"{LOG_PREFIX} dry run: the command is valid; resolved configuration:")
         print(json.dumps(_to_dict(state.config), indent=2, sort_keys=True, default=str))
     finally:

@@ -33,9 +33,19 @@ def make_args(estimator, n_samples_per_prompt, lam=None, ignored_samples=None, g
     )
 
 
+class LetterTokenizer:
+    """Test input: token id i decodes to the i-th character of ``ALPHABET`` (what the maker's tokenizer does)."""
+
+    ALPHABET = "\\boxed{}0123456789abcdefghijklmnopqrstuvwxyz"
+
+    def batch_decode(self, sequences, skip_special_tokens=False):
+        return ["".join(self.ALPHABET[int(i) % len(self.ALPHABET)] for i in seq) for seq in sequences]
+
+
 def make_maker(args, kl_coef=0.0):
     """The real RemoteExperienceMaker, built without Ray the way OpenRLHF's own tests do."""
     maker = RemoteExperienceMaker.__new__(RemoteExperienceMaker)
+    maker.tokenizer = LetterTokenizer()
     maker.strategy = SimpleNamespace(args=args)
     maker.args = args
     maker.advantage_estimator = args.algo.advantage.estimator

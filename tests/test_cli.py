@@ -6,9 +6,10 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 import openrlhf_nsr.openrlhf_patch as openrlhf_patch
-from openrlhf_nsr import train_ppo_ray
+from openrlhf_nsr import objectives, train_ppo_ray
 
 BASE = ["--actor.model_name_or_path", "/models/policy", "--reward.remote_url", "/rewards/math.py"]
 
@@ -83,7 +84,85 @@ def test_async_mode_is_accepted(capsys):
         (["--algo.advantage.estimator", "w_reinforce", "--algo.advantage.w_reinforce_lambda", "-0.1"], ">= 0"),
         (["--algo.advantage.estimator", "nsr", "--algo.advantage.w_reinforce_lambda", "0.1"], "only applies to"),
         (["--algo.advantage.estimator", "group_norm", "--algo.advantage.w_reinforce_lambda", "0.1"], "only applies"),
-        (["--algo.advantage.estimator", "w_reinforce", "--algo.advantage.ignored_samples", "zero"], "nothing to drop"),
+        (["--algo.advantage.estimator", "w_reinforce", "--algo.advantage.ignored_samples", "zero"], "psr / nsr, not"),
+        # lambda schedules: the message names the bad part
+        (["--algo.advantage.estimator", "w_reinforce", "--algo.advantage.w_reinforce_lambda", "0:0,40:x"], "'40:x'"),
+        (["--algo.advantage.estimator", "w_reinforce", "--algo.advantage.w_reinforce_lambda", "9:0,4:1"], "increasing"),
+        (["--algo.advantage.estimator", "w_reinforce", "--algo.advantage.w_reinforce_lambda", "0:0,5"], "'5' is not"),
+        (["--algo.advantage.estimator", "w_reinforce", "--algo.advantage.w_reinforce_lambda", "0:0,9:-1"], ">= 0"),
+        (["--algo.advantage.estimator", "w_reinforce", "--algo.advantage.w_reinforce_lambda", "0:0,9:inf"], "finite"),
+        (["--algo.advantage.estimator", "w_reinforce", "--algo.advantage.w_reinforce_lambda", "1.5:0"], "integer"),
+        (["--algo.advantage.estimator", "nsr", "--algo.advantage.w_reinforce_lambda", "0:0,9:1"], "only applies to"),
+        # the entropy controller
+        (
+            ["--algo.advantage.estimator", "w_reinforce", "--algo.advantage.lambda_controller", "entropy"],
+            "needs --algo.advantage.lambda_controller_target",
+        ),
+        (
+            [
+                "--algo.advantage.estimator",
+                "w_reinforce",
+                "--algo.advantage.lambda_controller",
+                "entropy",
+                "--algo.advantage.lambda_controller_target",
+                "0",
+            ],
+            "(0, 1]",
+        ),
+        (
+            [
+                "--algo.advantage.estimator",
+                "w_reinforce",
+                "--algo.advantage.lambda_controller",
+                "entropy",
+                "--algo.advantage.lambda_controller_target",
+                "1.01",
+            ],
+            "(0, 1]",
+        ),
+        (
+            [
+                "--algo.advantage.estimator",
+                "w_reinforce",
+                "--algo.advantage.lambda_controller",
+                "entropy",
+                "--algo.advantage.lambda_controller_target",
+                "x",
+            ],
+            "not a number",
+        ),
+        (
+            ["--algo.advantage.estimator", "w_reinforce", "--algo.advantage.lambda_controller_target", "0.9"],
+            "only applies with --algo.advantage.lambda_controller entropy",
+        ),
+        (
+            [
+                "--algo.advantage.estimator",
+                "w_reinforce",
+                "--algo.advantage.lambda_controller",
+                "entropy",
+                "--algo.advantage.lambda_controller_target",
+                "0.9",
+                "--algo.advantage.w_reinforce_lambda",
+                "0:0,9:1",
+            ],
+            "must be a number (its upper bound)",
+        ),
+        (
+            [
+                "--algo.advantage.estimator",
+                "w_reinforce",
+                "--algo.advantage.lambda_controller",
+                "entropy",
+                "--algo.advantage.lambda_controller_target",
+                "0.9",
+                "--algo.advantage.lambda_controller_init",
+                "0.5",
+            ],
+            "above the controller's upper bound",
+        ),
+        (["--algo.advantage.estimator", "nsr", "--algo.advantage.lambda_controller", "entropy"], "only applies to"),
+        (["--algo.advantage.estimator", "w_reinforce", "--algo.advantage.lambda_controller", "pid"], "invalid choice"),
         (["--algo.advantage.estimator", "gae", "--algo.advantage.ignored_samples", "drop"], "only applies to"),
         (["--algo.advantage.estimator", "nsr", "--algo.advantage.gamma", "0.99"], "constant advantage"),
         (["--algo.advantage.estimator", "psr", "--reward.overlong_buffer_len", "512"], "length penalties"),
@@ -95,6 +174,69 @@ def test_bad_combinations_are_refused_with_a_reason_and_a_fix(capsys, flags, mes
         train_ppo_ray.main(BASE + flags + ["--dry_run"])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_lambda_schedule_is_parsed_and_shown_by_dry_run(capsys):
+    config, out = dry_run(
+        capsys, "--algo.advantage.estimator", "w_reinforce", "--algo.advantage.w_reinforce_lambda", " 0:0, 40:0.10"
+    )
+    assert config["algo"]["advantage"]["w_reinforce_lambda"] == "0:0,40:0.1"  # canonical, JSON-able
+    assert "w_reinforce_lambda: piecewise linear: 0 at step 0 -> 0.1 at step 40" in out
+
+
+def test_the_entropy_controller_is_configured_and_shown_by_dry_run(capsys):
+    config, out = dry_run(
+        capsys, "--algo.advantage.estimator", "w_reinforce", "--algo.advantage.lambda_controller", "entropy",
+        "--algo.advantage.lambda_controller_target", "0.8", "--algo.advantage.w_reinforce_lambda", "0.2",
+    )  # fmt: skip
+    adv = config["algo"]["advantage"]
+    assert (adv["lambda_controller"], adv["lambda_controller_target"], adv["w_reinforce_lambda"]) == (
+        "entropy",
+        0.8,
+        0.2,
+    )
+    assert (adv["lambda_controller_init"], adv["lambda_controller_rate"]) == (0.0, 1.0)
+    assert "lambda starts at 0, stays in [0, 0.2]" in out and "near 0.8 x its first-step value" in out
+
+
+@pytest.fixture
+def scaled_nsr():
+    """A new objective with a hyperparameter of its own, registered for one test."""
+    weight = objectives.Hyperparameter(
+        "test_negative_weight", float, 1.0, argument="weight", schedulable=True, check=objectives.check_lambda,
+        help="weight of the negatives",
+    )  # fmt: skip
+
+    @objectives.register_objective("test_scaled_nsr", hyperparameters=(weight,))
+    def scaled_nsr(correct, weight):
+        return -weight * torch.ones(correct.shape), ~correct
+
+    yield "test_scaled_nsr"
+    del objectives._OBJECTIVES["test_scaled_nsr"]
+
+
+def test_a_new_objectives_hyperparameters_become_validated_flags_with_no_plumbing(capsys, scaled_nsr):
+    est = ["--algo.advantage.estimator", scaled_nsr]
+    config, out = dry_run(capsys, *est, "--algo.advantage.test_negative_weight", "0:1,10:0.5")
+    adv = config["algo"]["advantage"]
+    assert (adv["test_negative_weight"], adv["ignored_samples"]) == ("0:1,10:0.5", "drop")
+    assert "test_negative_weight: piecewise linear" in out
+    assert objectives.arguments_at(
+        scaled_nsr, {"test_negative_weight": "0:1,10:0.5", "ignored_samples": "drop"}, 5
+    ) == {"weight": 0.75}
+    for flags, message in [
+        (
+            ["--algo.advantage.test_negative_weight", "-1"],
+            "--algo.advantage.test_negative_weight -1: value '-1' must be finite and >= 0",
+        ),
+        (["--algo.advantage.w_reinforce_lambda", "0.1"], "only applies to --algo.advantage.estimator w_reinforce"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            train_ppo_ray.main(BASE + est + flags + ["--dry_run"])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # and the other estimators refuse it
+        train_ppo_ray.main(BASE + ["--algo.advantage.estimator", "nsr", "--algo.advantage.test_negative_weight", "1"])
+    assert f"only applies to --algo.advantage.estimator {scaled_nsr}, not nsr" in capsys.readouterr().err
 
 
 class _StopAtRayInit(Exception):

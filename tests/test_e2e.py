@@ -22,6 +22,8 @@ RUNS = {run.name: run for run in harness.RUNS}
 OBJECTIVE_RUNS = [name for name, run in RUNS.items() if run.estimator in ("psr", "nsr", "w_reinforce")]
 # the paper's Figure 4 diagnostics the plugin adds to OpenRLHF's rollout/ metrics
 PLUGIN_METRICS = ["correct_frac", "prompts_all_correct_frac", "prompts_none_correct_frac", "grad_samples_frac"]
+# the rollout's diversity, added for every estimator
+DIVERSITY_METRICS = ["entropy", "distinct_answers_frac", "pass_at_1", "pass_at_n"]
 
 
 @pytest.fixture(scope="session")
@@ -77,10 +79,56 @@ def test_plugin_metrics_reach_openrlhfs_logs_every_step(runs, name):
         assert all(0.0 <= v <= 1.0 for v in values.values()), (metric, values)
 
 
-def test_builtin_estimator_gets_openrlhfs_metrics_and_none_of_the_plugins(runs):
+def test_builtin_estimator_gets_openrlhfs_metrics_and_none_of_the_objectives(runs):
     scalars = _scalars(runs["group_norm"])
     assert len(scalars["train/rollout/reward_mean"]) == harness.STEPS
-    assert not any(f"train/rollout/{metric}" in scalars for metric in PLUGIN_METRICS)
+    assert not any(f"train/rollout/{metric}" in scalars for metric in PLUGIN_METRICS + ["lambda"])
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_diversity_metrics_reach_openrlhfs_logs_every_step_for_every_estimator(runs, name):
+    scalars = _scalars(runs[name])
+    for metric in DIVERSITY_METRICS:
+        values = scalars.get(f"train/rollout/{metric}", {})
+        assert sorted(values) == list(range(1, harness.STEPS + 1)), (metric, sorted(scalars))
+    n = 4  # samples per prompt
+    for step in range(1, harness.STEPS + 1):
+        value = {m: scalars[f"train/rollout/{m}"][step] for m in DIVERSITY_METRICS}
+        assert value["entropy"] > 0 or name == "nsr_all_correct", value  # temperature 1 (0.1 for all_correct)
+        assert 1 / n <= value["distinct_answers_frac"] <= 1 and 0 <= value["pass_at_1"] <= value["pass_at_n"] <= 1
+        # 0/1 rewards: pass@1 is the share of correct samples (OpenRLHF's own reward mean)
+        assert value["pass_at_1"] == pytest.approx(scalars["train/rollout/reward_mean"][step], abs=1e-6)
+
+
+@pytest.mark.parametrize("name", [n for n in RUNS if RUNS[n].estimator == "w_reinforce"])
+def test_lambda_is_logged_every_step_as_configured(runs, name):
+    from openrlhf_nsr.schedules import EntropyLambdaController
+
+    scalars = _scalars(runs[name])
+    lam = scalars["train/rollout/lambda"]
+    assert sorted(lam) == list(range(1, harness.STEPS + 1))
+    if name == "w_reinforce_sched":  # 0:0,2:0.1 at OpenRLHF's global steps 1 and 2
+        assert lam == pytest.approx({1: 0.05, 2: 0.1})
+    elif name == "w_reinforce_adaptive":  # the controller replayed on the logged entropies
+        controller = EntropyLambdaController(target=0.9, lam_max=0.1)
+        entropy = scalars["train/rollout/entropy"]
+        expected = {step: controller.update(entropy[step]) for step in sorted(entropy)}
+        assert lam == pytest.approx(expected, abs=1e-6), (lam, entropy)
+        assert lam[1] == pytest.approx(0.1 * 0.1 / 0.9 * 1.0, abs=1e-6)  # first step: +(1/0.9 - 1) x 0.1
+    else:
+        assert lam == pytest.approx({1: 0.1, 2: 0.1})
+    for other in [n for n in RUNS if RUNS[n].estimator != "w_reinforce"]:
+        assert "train/rollout/lambda" not in _scalars(runs[other])
+
+
+def test_evaluation_during_training_logs_pass_at_every_k(runs):
+    scalars = _scalars(runs["w_reinforce_sched"])
+    sources = [tag[len("eval/eval_") : -len("_pass1")] for tag in scalars if tag.startswith("eval/eval_") and
+               tag.endswith("_pass1")]  # fmt: skip
+    assert sources, sorted(scalars)
+    for source in sources:
+        values = [scalars[f"eval/eval_{source}_pass{k}"][harness.STEPS] for k in (1, 2, 4, 8)]
+        assert values == sorted(values) and 0 <= values[0] and values[-1] <= 1, values
 
 
 @pytest.mark.parametrize("name", list(RUNS))
@@ -128,6 +176,8 @@ def test_engine_samples_with_the_weights_the_trainer_sent(summary, runs, name):
     used = {r["version"] for r in generations}
     if RUNS[name].async_:  # rollouts run ahead of training (both batches may come from the checkpoint)
         assert 0 in used and used <= set(range(harness.STEPS)), used
+    elif RUNS[name].eval_dataset:  # and the evaluation after the last step samples with its weights
+        assert used == set(range(harness.STEPS + 1)), used
     else:
         assert used == set(range(harness.STEPS)), used
     engine = _weights(runs[name]["engine_log_dir"])

@@ -58,12 +58,16 @@ def test_advantages_are_constant_per_response_with_the_papers_values(estimator, 
             assert exp.advantages.dtype == torch.float32
 
 
+DIVERSITY_METRICS = ("entropy", "distinct_answers_frac", "pass_at_1", "pass_at_n")
+
+
 @pytest.mark.parametrize("estimator,lam", CASES)
 def test_rollout_diagnostics_are_computed_per_prompt_in_rollout_order(estimator, lam):
     # samples shuffled across micro-batches: stats must regroup them by experience.index
     maker, _, _ = run(estimator, BATCHES["mixed"], lam=lam, order=[11, 0, 5, 3, 8, 1, 10, 2, 4, 6, 9, 7])
     carries_frac = {"psr": 6 / 12, "nsr": 6 / 12, "w_reinforce": 1.0}[estimator]
-    assert maker.objective_rollout_stats == pytest.approx(
+    figure4 = {k: v for k, v in maker.nsr_rollout_stats.items() if k.endswith("_frac") and "answers" not in k}
+    assert figure4 == pytest.approx(
         {
             "rollout/correct_frac": 0.5,
             "rollout/prompts_all_correct_frac": 1 / 3,
@@ -112,4 +116,5 @@ def test_builtin_estimators_are_bit_identical_to_unpatched_openrlhf(estimator):
         assert x.info.keys() == y.info.keys()
         for key in x.info:
             assert torch.equal(x.info[key], y.info[key]), key
-    assert getattr(a, "objective_rollout_stats", None) is None
+    # built-in estimators only gain the diversity metrics, no objective diagnostics or lambda
+    assert set(a.nsr_rollout_stats) == {f"rollout/{k}" for k in DIVERSITY_METRICS}

@@ -24,7 +24,7 @@ def test_nsr_penalises_incorrect_samples_only():
 
 @pytest.mark.parametrize("lam", [0.1, 0.0, 0.5, 1.0])
 def test_w_reinforce_gives_lambda_to_correct_and_minus_one_to_incorrect_on_every_sample(lam):
-    adv, carries = objectives.compute_advantages("w_reinforce", CORRECT, lam)
+    adv, carries = objectives.compute_advantages("w_reinforce", CORRECT, lam=lam)
     expected = torch.tensor([lam, -1.0, lam, -1.0, -1.0], dtype=torch.float32)
     assert torch.equal(adv, expected) and adv.dtype == torch.float32
     assert carries.all()
@@ -36,20 +36,20 @@ def test_w_reinforce_default_lambda_is_the_papers_0_1():
 
 
 def test_w_reinforce_with_lambda_one_is_plain_reinforce():
-    adv, carries = objectives.compute_advantages("w_reinforce", CORRECT, 1.0)
+    adv, carries = objectives.compute_advantages("w_reinforce", CORRECT, lam=1.0)
     assert torch.equal(adv, CORRECT.float() * 2 - 1) and carries.all()
 
 
 @pytest.mark.parametrize("lam", [-0.1, math.nan, math.inf])
 def test_invalid_lambda_is_refused_with_the_reason(lam):
     with pytest.raises(ValueError, match="lambda must be a finite number >= 0"):
-        objectives.compute_advantages("w_reinforce", CORRECT, lam)
+        objectives.compute_advantages("w_reinforce", CORRECT, lam=lam)
 
 
 @pytest.mark.parametrize("name", ["psr", "nsr"])
 def test_lambda_is_refused_by_objectives_that_do_not_take_it(name):
-    with pytest.raises(ValueError, match="takes no lambda"):
-        objectives.compute_advantages(name, CORRECT, 0.1)
+    with pytest.raises(ValueError, match="takes no lam \\(only: w_reinforce\\)"):
+        objectives.compute_advantages(name, CORRECT, lam=0.1)
 
 
 def test_correctness_threshold_is_reward_above_one_half():

@@ -52,6 +52,7 @@ class Run:
     env: Dict[str, str] = field(default_factory=dict)
     prompts_per_step: int = 8
     reference_model: bool = False
+    eval_dataset: Optional[str] = None  # OpenRLHF's evaluation during training, at the last step
     note: str = ""
 
 
@@ -62,6 +63,37 @@ RUNS = [
     Run("nsr_zero", "nsr", ["--algo.advantage.ignored_samples", "zero"]),
     Run("nsr_2ranks", "nsr", actor_ranks=2, note="DeepSpeed data parallel: the drop-mode normaliser across ranks"),
     Run("w_reinforce_async", "w_reinforce", ["--train.async_enable"], async_=True),
+    # lambda over OpenRLHF's global steps: 0.05 at step 1, 0.1 at step 2; evaluation during training
+    # with 8 samples per prompt (pass@1, 2, 4, 8)
+    Run(
+        "w_reinforce_sched",
+        "w_reinforce",
+        [
+            "--algo.advantage.w_reinforce_lambda",
+            "0:0,2:0.1",
+            "--eval.n_samples_per_prompt",
+            "8",
+            "--eval.temperature",
+            "1.0",
+        ],
+        eval_dataset="train.jsonl",
+        note="lambda schedule 0:0,2:0.1 and OpenRLHF's evaluation during training (pass@1..8)",
+    ),  # fmt: skip
+    # the entropy-driven lambda, in async mode on 2 actor ranks: one lambda, in the trainer process
+    Run(
+        "w_reinforce_adaptive",
+        "w_reinforce",
+        [
+            "--algo.advantage.lambda_controller",
+            "entropy",
+            "--algo.advantage.lambda_controller_target",
+            "0.9",
+            "--train.async_enable",
+        ],
+        actor_ranks=2,
+        async_=True,
+        note="lambda from the rollout entropy (controller), async, 2 actor ranks",
+    ),  # fmt: skip
     # The paper's GRPO baseline (paper-spec §2): group-normalised advantages, k3 KL loss 1e-3 against a
     # reference model (one more DeepSpeed actor, in its own process).
     Run(
@@ -156,6 +188,7 @@ def train_command(run: Run, task: Path, run_dir: Path, final_dir: Path) -> List[
         "--ds.zero_stage", "2", "--ds.param_dtype", "bf16", "--ds.attn_implementation", "eager",
         "--ckpt.path", str(run_dir / "ckpt"), "--ckpt.output_dir", str(final_dir),
         "--logger.tensorboard_dir", str(run_dir / "tensorboard"),
+        *(["--eval.dataset", str(task / run.eval_dataset), "--eval.steps", str(STEPS)] if run.eval_dataset else []),
         *run.flags,
     ]  # fmt: skip
 
