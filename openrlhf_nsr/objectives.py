@@ -202,24 +202,23 @@ def check_lambda(lam: float) -> float:
     return lam
 
 
-def _unit_fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a number") from None
-    if not 0 < value <= 1:
-        raise ValueError(f"must be in (0, 1], got {text}")
-    return value
+def _number_in(ok: Callable[[float], bool], requirement: str) -> Callable[[str], float]:
+    """A command-line parser for a number with ``ok(value)``; the error says ``requirement``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a number") from None
+        if not ok(value):
+            raise ValueError(f"must be {requirement}, got {text}")
+        return value
+
+    return parse
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a number") from None
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"must be finite and > 0, got {text}")
-    return value
+_unit_fraction = _number_in(lambda v: 0 < v <= 1, "in (0, 1]")
+_positive = _number_in(lambda v: math.isfinite(v) and v > 0, "finite and > 0")
 
 
 def _non_negative(text: str) -> float:

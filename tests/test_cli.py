@@ -76,6 +76,11 @@ def test_async_mode_is_accepted(capsys):
     assert config["train"]["async_enable"] is True
 
 
+W_REINFORCE = ["--algo.advantage.estimator", "w_reinforce"]
+CONTROLLER = W_REINFORCE + ["--algo.advantage.lambda_controller", "entropy"]
+TARGET = "--algo.advantage.lambda_controller_target"
+
+
 @pytest.mark.parametrize(
     "flags,message",
     [
@@ -95,72 +100,19 @@ def test_async_mode_is_accepted(capsys):
         (["--algo.advantage.estimator", "nsr", "--algo.advantage.w_reinforce_lambda", "0:0,9:1"], "only applies to"),
         # the entropy controller
         (
-            ["--algo.advantage.estimator", "w_reinforce", "--algo.advantage.lambda_controller", "entropy"],
+            W_REINFORCE + ["--algo.advantage.lambda_controller", "entropy"],
             "needs --algo.advantage.lambda_controller_target",
         ),
+        (CONTROLLER + [TARGET, "0"], "(0, 1]"),
+        (CONTROLLER + [TARGET, "1.01"], "(0, 1]"),
+        (CONTROLLER + [TARGET, "x"], "not a number"),
+        (W_REINFORCE + [TARGET, "0.9"], "only applies with --algo.advantage.lambda_controller entropy"),
+        (CONTROLLER + [TARGET, "0.9", "--algo.advantage.w_reinforce_lambda", "0:0,9:1"], "must be a number (its upper"),
         (
-            [
-                "--algo.advantage.estimator",
-                "w_reinforce",
-                "--algo.advantage.lambda_controller",
-                "entropy",
-                "--algo.advantage.lambda_controller_target",
-                "0",
-            ],
-            "(0, 1]",
+            CONTROLLER + [TARGET, "0.9", "--algo.advantage.lambda_controller_init", "0.5"],
+            "above the controller's upper",
         ),
-        (
-            [
-                "--algo.advantage.estimator",
-                "w_reinforce",
-                "--algo.advantage.lambda_controller",
-                "entropy",
-                "--algo.advantage.lambda_controller_target",
-                "1.01",
-            ],
-            "(0, 1]",
-        ),
-        (
-            [
-                "--algo.advantage.estimator",
-                "w_reinforce",
-                "--algo.advantage.lambda_controller",
-                "entropy",
-                "--algo.advantage.lambda_controller_target",
-                "x",
-            ],
-            "not a number",
-        ),
-        (
-            ["--algo.advantage.estimator", "w_reinforce", "--algo.advantage.lambda_controller_target", "0.9"],
-            "only applies with --algo.advantage.lambda_controller entropy",
-        ),
-        (
-            [
-                "--algo.advantage.estimator",
-                "w_reinforce",
-                "--algo.advantage.lambda_controller",
-                "entropy",
-                "--algo.advantage.lambda_controller_target",
-                "0.9",
-                "--algo.advantage.w_reinforce_lambda",
-                "0:0,9:1",
-            ],
-            "must be a number (its upper bound)",
-        ),
-        (
-            [
-                "--algo.advantage.estimator",
-                "w_reinforce",
-                "--algo.advantage.lambda_controller",
-                "entropy",
-                "--algo.advantage.lambda_controller_target",
-                "0.9",
-                "--algo.advantage.lambda_controller_init",
-                "0.5",
-            ],
-            "above the controller's upper bound",
-        ),
+        (CONTROLLER + [TARGET, "0.9", "--algo.advantage.lambda_controller_rate", "0"], "finite and > 0"),
         (["--algo.advantage.estimator", "nsr", "--algo.advantage.lambda_controller", "entropy"], "only applies to"),
         (["--algo.advantage.estimator", "w_reinforce", "--algo.advantage.lambda_controller", "pid"], "invalid choice"),
         (["--algo.advantage.estimator", "gae", "--algo.advantage.ignored_samples", "drop"], "only applies to"),
