@@ -22,6 +22,11 @@ from typing import List, Tuple
 EXPERIENCE_MAKER = "openrlhf.trainer.ppo_utils.experience_maker"
 TRAINER = "openrlhf.trainer.ppo_trainer"
 TRAINER_ASYNC = "openrlhf.trainer.ppo_trainer_async"
+# Used by the patched modules without being patched: checked with the module that uses them.
+DEPENDENCIES = {
+    EXPERIENCE_MAKER: ("openrlhf.models.utils", "openrlhf.trainer.ppo_utils.experience"),
+    "openrlhf.trainer.ray.ppo_actor": ("openrlhf.utils.loss_utils", "openrlhf.trainer.ppo_utils.replay_buffer"),
+}
 ACTOR = "openrlhf.trainer.ray.ppo_actor"
 
 
@@ -52,6 +57,10 @@ CONTRACT: List[Need] = [
     Need(EXPERIENCE_MAKER, "RemoteExperienceMaker.__init__", "its tokenizer decodes the responses (answers)",
          params=("self", "actor_model_group", "critic_model_group", "reward_model_group", "initial_model_group",
                  "kl_controller", "strategy", "tokenizer"), keys=("self.tokenizer",)),
+    Need(EXPERIENCE_MAKER, "RemoteExperienceMaker.split_rollout_samples", "wrapped: drop mode lays out the kept "
+         "samples across the actor ranks", params=("self", "rollout_samples")),
+    Need("openrlhf.trainer.ppo_utils.experience", "Experience.concat_experiences", "the kept samples' micro-batches",
+         params=("experiences_list", "pad_token_id")),
     Need("openrlhf.models.utils", "compute_reward", "OpenRLHF's own per-token reward with optional in-reward KL",
          params=("r", "kl_coef", "kl", "action_mask", "reward_clip_range")),
     # PPOTrainer / TrainingActor: metrics
@@ -71,8 +80,16 @@ CONTRACT: List[Need] = [
          params=("data_iter", "strategy", "accumulated_gradient", "mask_fn")),
     Need(ACTOR, "get_loss_batch_info", "wrapped where ppo_actor re-binds it: dynamic-batch normalisers",
          params=("strategy",), keys=("batch_num_tokens", "global_batch_size")),
-    Need(ACTOR, "ActorPPOTrainer.ppo_train", "feeds micro-batches through iter_grad_accum_global_norm",
-         keys=("iter_grad_accum_global_norm", "num_action_tokens", "weights", "metrics")),
+    Need(ACTOR, "ActorPPOTrainer.ppo_train", "wrapped (drop mode: optimiser steps of kept samples); feeds "
+         "micro-batches through iter_grad_accum_global_norm", params=("self", "kl_ctl"),
+         keys=("iter_grad_accum_global_norm", "num_action_tokens", "weights", "metrics", "self.strategy")),
+    Need(ACTOR, "ActorPPOTrainer.__init__", "drop mode reads the replay buffer and the micro-batch size",
+         keys=("self.replay_buffer", "self.micro_train_batch_size")),
+    Need("openrlhf.trainer.ppo_utils.replay_buffer", "NaiveReplayBuffer", "drop mode collates its kept samples",
+         keys=("self.items", "def collate_fn")),
+    Need("openrlhf.utils.loss_utils", "_get_dp_group", "drop mode: the data-parallel group", params=("strategy",)),
+    Need("openrlhf.utils.loss_utils", "_optimizer_step_loss_norm", "drop mode: OpenRLHF's normalisers of one "
+         "optimiser step", params=("masks", "dp_group", "dp_size", "gas")),
     Need(ACTOR, "ActorPPOTrainer.training_step", "wrapped: its returned metrics of a micro-batch with no token",
          params=("self", "experience", "kl_ctl", "step", "loss_batch_info"),
          keys=("metrics", "weights", "num_action_tokens", "num_samples")),

@@ -1,7 +1,13 @@
 """OpenRLHF's own ActorPPOTrainer.ppo_train on a tiny real model, with our advantages.
 
-Only the DeepSpeed strategy is replaced (by plain torch backward / SGD step); the replay buffer,
-dataloader, micro-batching, loss normalisation, training_step and metric reduction are OpenRLHF's.
+Only the DeepSpeed strategy is replaced (by plain torch backward / SGD step, stepping at DeepSpeed's
+accumulation boundary: every GAS micro-batches, or where the adapter sets it); the replay buffer,
+micro-batching, loss normalisation, training_step and metric reduction are OpenRLHF's (with the
+adapter's removal schedule in drop mode).
+
+Two paths: drop mode removes the samples that carry no gradient and trains on optimiser steps of
+--train.batch_size kept samples; where OpenRLHF builds the batches itself (dynamic batching, ring
+attention, tensor parallelism) they are masked instead.
 """
 
 import math
@@ -29,6 +35,7 @@ class CpuStrategy:
         self.ring_attn_group = None
         self.grad_norms = []
         self._micro_steps = 0
+        self.boundary = None  # DeepSpeed's engine.set_gradient_accumulation_boundary
 
     def is_rank_0(self):
         return True
@@ -41,7 +48,8 @@ class CpuStrategy:
 
     def optimizer_step(self, optimizer, model, scheduler, name=None):
         self._micro_steps += 1
-        if self._micro_steps % GAS == 0:  # DeepSpeed steps at the accumulation boundary
+        at_boundary = self._micro_steps % GAS == 0 if self.boundary is None else self.boundary
+        if at_boundary:  # DeepSpeed steps at the accumulation boundary
             grads = [p.grad.flatten() for p in model.parameters() if p.grad is not None]
             self.grad_norms.append(torch.cat(grads).norm().item() if grads else 0.0)
             optimizer.step()
@@ -68,6 +76,9 @@ def tiny_actor():
 def trainer_for(actor, args, monkeypatch):
     trainer = ActorPPOTrainer.__new__(ActorPPOTrainer)
     trainer.strategy = CpuStrategy(args)
+    # the DeepSpeed engine method the removal schedule calls, answered by the stand-in strategy
+    actor.model.set_gradient_accumulation_boundary = lambda flag: setattr(trainer.strategy, "boundary", flag)
+    trainer.micro_train_batch_size = MICRO
     trainer.args = args
     trainer.actor = actor
     trainer.ema_model = None
@@ -83,18 +94,19 @@ def trainer_for(actor, args, monkeypatch):
     return trainer
 
 
-def train_args(estimator):
+def train_args(estimator, masked=False):
     args = make_args(estimator, 4)
-    args.train = SimpleNamespace(dynamic_batch_enable=False)
-    args.ds = SimpleNamespace(tensor_parallel_size=1, packing_samples=False)
+    args.train = SimpleNamespace(dynamic_batch_enable=False, batch_size=MICRO * GAS)
+    # ring attention (as dynamic batching / tensor parallelism) makes drop mode mask, not remove
+    args.ds = SimpleNamespace(tensor_parallel_size=1, packing_samples=False, ring_attn_size=2 if masked else 1)
     args.actor = SimpleNamespace(entropy_coef=1e-3, aux_loss_coef=0)
     args.algo.kl.use_loss = False
     return args
 
 
-def run_ppo_train(rewards, estimator, monkeypatch):
+def run_ppo_train(rewards, estimator, monkeypatch, masked=False):
     actor = tiny_actor()
-    args = train_args(estimator)
+    args = train_args(estimator, masked)
     rollout = make_rollout(rewards, micro_batch_size=4, vocab=VOCAB, seed=5)
     with torch.no_grad():
         for exp in rollout:  # old log-probs from the policy itself, as make_experience does
@@ -110,8 +122,8 @@ def run_ppo_train(rewards, estimator, monkeypatch):
     return status, trainer.strategy.grad_norms, changed
 
 
-def test_nsr_on_an_all_correct_batch_is_a_zero_update_with_finite_metrics(monkeypatch):
-    status, grad_norms, changed = run_ppo_train([1] * 8, "nsr", monkeypatch)
+def test_masked_nsr_on_an_all_correct_batch_is_a_zero_update_with_finite_metrics(monkeypatch):
+    status, grad_norms, changed = run_ppo_train([1] * 8, "nsr", monkeypatch, masked=True)
     assert grad_norms == [0.0, 0.0]
     assert not changed
     assert status and all(math.isfinite(v) for v in status.values() if isinstance(v, float)), status
@@ -122,11 +134,17 @@ def test_without_the_empty_step_guard_openrlhf_would_fail_on_the_same_batch(monk
     """Shows what the guard prevents: OpenRLHF's own training_step divides 0 by 0."""
     monkeypatch.setattr(ActorPPOTrainer, "training_step", ActorPPOTrainer.training_step.__wrapped__)
     with pytest.raises(ZeroDivisionError):
-        run_ppo_train([1] * 8, "nsr", monkeypatch)
+        run_ppo_train([1] * 8, "nsr", monkeypatch, masked=True)
 
 
+def test_removal_with_nothing_kept_takes_no_optimiser_step(monkeypatch):
+    status, grad_norms, changed = run_ppo_train([1] * 8, "nsr", monkeypatch)
+    assert grad_norms == [] and not changed and status["optimizer_steps"] == 0
+
+
+@pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("estimator", ["psr", "nsr", "w_reinforce"])
-def test_a_mixed_batch_trains_with_finite_metrics(estimator, monkeypatch):
-    status, grad_norms, changed = run_ppo_train([1, 0, 0, 1, 0, 1, 1, 0], estimator, monkeypatch)
+def test_a_mixed_batch_trains_with_finite_metrics(estimator, masked, monkeypatch):
+    status, grad_norms, changed = run_ppo_train([1, 0, 0, 1, 0, 1, 1, 0], estimator, monkeypatch, masked)
     assert changed and all(n > 0 for n in grad_norms)
     assert all(math.isfinite(v) for v in status.values() if isinstance(v, float)), status

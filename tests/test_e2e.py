@@ -24,6 +24,8 @@ OBJECTIVE_RUNS = [name for name, run in RUNS.items() if run.estimator in ("psr",
 PLUGIN_METRICS = ["correct_frac", "prompts_all_correct_frac", "prompts_none_correct_frac", "grad_samples_frac"]
 # the rollout's diversity, added for every estimator
 DIVERSITY_METRICS = ["entropy", "distinct_answers_frac", "pass_at_1", "pass_at_n"]
+# psr / nsr in drop mode: the samples with no gradient are removed before any forward pass
+REMOVAL_RUNS = [n for n, r in RUNS.items() if r.estimator in ("psr", "nsr") and "zero" not in r.flags]
 
 
 @pytest.fixture(scope="session")
@@ -88,13 +90,18 @@ def test_builtin_estimator_gets_openrlhfs_metrics_and_none_of_the_objectives(run
 @pytest.mark.parametrize("name", list(RUNS))
 def test_diversity_metrics_reach_openrlhfs_logs_every_step_for_every_estimator(runs, name):
     scalars = _scalars(runs[name])
-    for metric in DIVERSITY_METRICS:
+    entropy = "entropy_kept" if name in REMOVAL_RUNS else "entropy"  # only kept samples had a forward pass
+    metrics = [entropy if m == "entropy" else m for m in DIVERSITY_METRICS]
+    for metric in metrics:
         values = scalars.get(f"train/rollout/{metric}", {})
+        if metric == "entropy_kept" and name == "nsr_all_correct":
+            assert not values  # nothing kept: no forward pass, no entropy
+            continue
         assert sorted(values) == list(range(1, harness.STEPS + 1)), (metric, sorted(scalars))
     n = 4  # samples per prompt
     for step in range(1, harness.STEPS + 1):
-        value = {m: scalars[f"train/rollout/{m}"][step] for m in DIVERSITY_METRICS}
-        assert value["entropy"] > 0 or name == "nsr_all_correct", value  # temperature 1 (0.1 for all_correct)
+        value = {m: scalars[f"train/rollout/{m}"][step] for m in metrics if f"train/rollout/{m}" in scalars}
+        assert value.get(entropy, 1) > 0, value  # sampled at temperature 1
         assert 1 / n <= value["distinct_answers_frac"] <= 1 and 0 <= value["pass_at_1"] <= value["pass_at_n"] <= 1
         # 0/1 rewards: pass@1 is the share of correct samples (OpenRLHF's own reward mean)
         assert value["pass_at_1"] == pytest.approx(scalars["train/rollout/reward_mean"][step], abs=1e-6)
@@ -169,11 +176,16 @@ def test_engine_samples_with_the_weights_the_trainer_sent(summary, runs, name):
     exactly the weights OpenRLHF saved as the final model."""
     records = _engine_records(runs[name])
     syncs = [r for r in records if r["event"] == "weights"]
-    assert [r["version"] for r in syncs] == list(range(harness.STEPS + 1))  # the checkpoint, then one per step
+    # the checkpoint, then one per step; nsr_all_correct never had a sample to learn from: no sync
+    versions = [0] if name == "nsr_all_correct" else list(range(harness.STEPS + 1))
+    assert [r["version"] for r in syncs] == versions
     generations = [r for r in records if r["event"] == "generate"]
     sha_of = {r["version"]: r["sha256"] for r in syncs}
     assert all(r["sha256"] == sha_of[r["version"]] for r in generations)
     used = {r["version"] for r in generations}
+    if name == "nsr_all_correct":  # the engine kept the base weights it loaded (the final model: see below)
+        assert used == {0}, used
+        return
     if RUNS[name].async_:  # rollouts run ahead of training (both batches may come from the checkpoint)
         assert 0 in used and used <= set(range(harness.STEPS)), used
     elif RUNS[name].eval_dataset:  # and the evaluation after the last step samples with its weights
@@ -185,21 +197,32 @@ def test_engine_samples_with_the_weights_the_trainer_sent(summary, runs, name):
     engine = {k: v for k, v in engine.items() if k in final}  # tied lm_head: saved once
     assert engine.keys() == final.keys()
     assert all(torch.equal(engine[k], final[k].to(engine[k].dtype)) for k in final)
-    if name != "nsr_all_correct":
-        assert len({r["sha256"] for r in syncs}) == len(syncs)  # every step changed the weights
+    assert len({r["sha256"] for r in syncs}) == len(syncs)  # every step changed the weights
 
 
 def test_nsr_on_batches_where_every_sample_is_correct_goes_on_without_nan(summary, runs):
-    """Nothing to learn from: no sample carries gradient, the step is skipped cleanly (OpenRLHF alone
-    divides 0 by 0 here), the loss is 0 and the weights stay exactly what they were."""
+    """Nothing to learn from: no sample carries gradient, so no forward pass, no optimiser step and no
+    weight sync (OpenRLHF alone divides 0 by 0 here); the rollout metrics are logged and the weights
+    stay exactly what they were."""
     run = runs["nsr_all_correct"]
     scalars = _scalars(run)
     assert set(scalars["train/rollout/correct_frac"].values()) == {1.0}
     assert set(scalars["train/rollout/grad_samples_frac"].values()) == {0.0}
-    assert set(scalars["train/policy_loss"].values()) == {0.0}
+    assert "train/policy_loss" not in scalars and "train/optimizer_steps" not in scalars
     base, final = _weights(Path(summary["base_model"])), _weights(run["final_model"])
     assert base.keys() <= final.keys()  # the final model may also save the tied lm_head
     assert all(torch.equal(final[k], base[k].to(final[k].dtype)) for k in base)
+
+
+@pytest.mark.parametrize("name", [n for n in REMOVAL_RUNS if n != "nsr_all_correct"])
+def test_drop_mode_trains_optimiser_steps_of_batch_size_kept_samples(runs, name):
+    """Fewer kept samples, fewer optimiser steps: ceil(kept / --train.batch_size) per rollout batch."""
+    spec, scalars = RUNS[name], _scalars(runs[name])
+    samples, batch_size = spec.prompts_per_step * 4, spec.prompts_per_step * 2
+    for step, frac in scalars["train/rollout/grad_samples_frac"].items():
+        kept = round(frac * samples)
+        assert scalars["train/optimizer_steps"][step] == -(-kept // batch_size), (step, kept)
+    assert "train/optimizer_steps" not in _scalars(runs["nsr_zero"])  # zero mode keeps OpenRLHF's schedule
 
 
 def test_grading_faults_score_0_and_show_in_the_logs(runs):

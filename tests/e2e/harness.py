@@ -61,7 +61,12 @@ RUNS = [
     Run("nsr", "nsr"),
     Run("w_reinforce", "w_reinforce", ["--algo.advantage.w_reinforce_lambda", "0.1"]),
     Run("nsr_zero", "nsr", ["--algo.advantage.ignored_samples", "zero"]),
-    Run("nsr_2ranks", "nsr", actor_ranks=2, note="DeepSpeed data parallel: the drop-mode normaliser across ranks"),
+    Run(
+        "nsr_2ranks",
+        "nsr",
+        actor_ranks=2,
+        note="drop mode on 2 DeepSpeed ranks: kept samples balanced, optimiser steps of kept samples, one normaliser",
+    ),
     Run("w_reinforce_async", "w_reinforce", ["--train.async_enable"], async_=True),
     # lambda over OpenRLHF's global steps: 0.05 at step 1, 0.1 at step 2; evaluation during training
     # with 8 samples per prompt (pass@1, 2, 4, 8)
