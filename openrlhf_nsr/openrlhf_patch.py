@@ -424,7 +424,9 @@ def kept_micro_batches(strategy, replay_buffer, micro_batch_size, accumulated_gr
     distributed = dist.is_available() and dist.is_initialized()
     world = dist.get_world_size(group=dp_group) if distributed else 1
     rank = dist.get_rank(group=dp_group) if distributed else 0
-    counts = torch.zeros(world, dtype=torch.long)
+    # on the device OpenRLHF's own normaliser reduces on: DeepSpeed's GPU group (NCCL) takes no CPU tensor
+    device = torch.cuda.current_device() if torch.cuda.is_available() else "cpu"
+    counts = torch.zeros(world, dtype=torch.long, device=device)
     counts[rank] = len(items)
     if distributed:
         dist.all_reduce(counts, group=dp_group)
