@@ -3,6 +3,7 @@
     python -m openrlhf_nsr.mini                       # full default run, report in runs/mini
     python -m openrlhf_nsr.mini --smoke --out DIR     # the whole pipeline in about 10 seconds
     python -m openrlhf_nsr.mini --seeds 0,1,2         # several seeds: mean and spread
+    python -m openrlhf_nsr.mini --lr 1e-4 --runs nsr,w_reinforce,w_reinforce_sched,w_reinforce_adaptive
 
 The policy is a small character-level transformer (GPT-2 architecture, trained here on the spot:
 no download) that learns to add numbers and write the sum as ``\\boxed{...}``. Its pretraining
@@ -11,7 +12,16 @@ paper's base models. Then, from the same starting weights, one RL run per object
 
 - ``psr``, ``nsr``, ``w_reinforce`` (lambda 0.1), ``reinforce`` (lambda 1): advantages from the
   registered objective functions (objectives.py, the ones the OpenRLHF path uses);
-- ``grpo``: the group-normalised baseline, (r - mean) / (std + 1e-6) over each prompt's samples.
+- ``grpo``: the group-normalised baseline, (r - mean) / (std + 1e-6) over each prompt's samples;
+- ``w_reinforce_sched``, ``w_reinforce_adaptive`` (not in the default runs: select them with
+  ``--runs``): W-REINFORCE whose lambda moves over training, the paper's advice "punish first,
+  reward later" and "watch diversity" (§5-6) made concrete with schedules.py: a ``Schedule`` over
+  the RL steps (``--lam-schedule``; by default lambda 0 for the first third of the steps, brought
+  up linearly to ``--lam`` over the second third, ``--lam`` after), or the
+  ``EntropyLambdaController`` (``--lam-target``, upper bound ``--lam``), fed each step the entropy
+  this module records for the step's rollouts (the exact mean per-token entropy of the sampling
+  distribution; the OpenRLHF path feeds its unbiased estimate, the mean -log p of the sampled
+  tokens). Steps count as OpenRLHF's global steps: the first rollout batch is step 1.
 
 Each step samples n answers per prompt at temperature 1, grades them with the project's reward
 (reward.grade_batch, math-verify on the boxed answer), and takes PPO clipped-surrogate steps
@@ -19,8 +29,9 @@ Each step samples n answers per prompt at temperature 1, grades them with the pr
 samples (``--ignored-samples drop``) or all samples (``zero``): the loss of OpenRLHF's
 ``PolicyLoss`` (log-ratio clamp included; tested for parity), as the OpenRLHF integration uses.
 The report (``report.md``, ``results.json``, ``passk.png``, ``training.png``) gives pass@k for
-k = 1..64 on held-out problems (metrics.pass_at_k), the policy entropy and the share of correct
-samples over training, and checks the paper's three claims against the numbers, whatever they are.
+k = 1..64 on held-out problems (metrics.pass_at_k), the policy entropy, the share of correct
+samples and lambda over training, and checks the paper's three claims against the numbers, whatever
+they are.
 
 This is a sandbox for the objectives, not a replacement for OpenRLHF: plain PyTorch, one process.
 """
@@ -36,26 +47,37 @@ import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
 from openrlhf_nsr import objectives
 from openrlhf_nsr.metrics import default_ks, mean_pass_at_k
+from openrlhf_nsr.schedules import EntropyLambdaController, Schedule
 
 VOCAB = list("0123456789+=Q:\\boxed{}") + ["<eos>"]  # characters are unique: one token each
 STOI = {c: i for i, c in enumerate(VOCAB)}
 EOS = STOI["<eos>"]
-RUNS = ("psr", "nsr", "w_reinforce", "reinforce", "grpo")
+# The default runs: the paper's comparison. The two with a moving lambda are opt-in (--runs): at the
+# default lr NSR does not degrade, the case they are for, and they would add a third to the wall-clock.
+PAPER_RUNS = ("psr", "nsr", "w_reinforce", "reinforce", "grpo")
+RUNS = (*PAPER_RUNS, "w_reinforce_sched", "w_reinforce_adaptive")
+# The runs that are W-REINFORCE (lambda * PSR + NSR); lambda_source gives their lambda per step.
+LAMBDA_RUNS = ("w_reinforce", "reinforce", "w_reinforce_sched", "w_reinforce_adaptive")
 # One colour per run, the same in every plot, so a curve is recognised from one figure to the next.
 COLOURS = {"base": "tab:gray", "psr": "tab:red", "nsr": "tab:blue", "w_reinforce": "tab:green",
-           "reinforce": "tab:purple", "grpo": "tab:orange"}  # fmt: skip
+           "reinforce": "tab:purple", "grpo": "tab:orange", "w_reinforce_sched": "tab:olive",
+           "w_reinforce_adaptive": "tab:cyan"}  # fmt: skip
 CLIP = 0.2  # paper §2
 # OpenRLHF's PolicyLoss clamps log(pi / pi_old) to +-20 before exp (ratio finite, no overflow).
 LOG_RATIO_CLAMP = 20.0
 TRAIN_PROBLEMS = 2000  # the training pool (pretraining and RL prompts), fewer if the task has fewer
 N_POSITIONS = 64  # the policy's context: prompt plus answer must fit
 N_HEADS = 4  # attention heads: --width must split evenly across them
+# Every tolerance the claim checks use; the claim texts are written from these, so none is hidden.
+CLAIM_TOLERANCE = 0.01  # pass@k "kept" / "lowered": 1 point
+CLOSE_TO_GRPO = 0.03  # pass@1 "close to GRPO's": within 3 points
+ENTROPY_BAND = 0.15  # "near the base model": within 15% of its entropy; "collapses": down by more
 
 
 @dataclass(frozen=True)
@@ -72,19 +94,34 @@ class Config:
     prompts: int = 32  # prompts per rollout batch
     samples: int = 8  # samples per prompt, as the paper's 8
     lr: float = 5e-5
-    lam: float = 0.1  # w_reinforce lambda, the paper's
+    lam: float = 0.1  # w_reinforce lambda, the paper's; w_reinforce_adaptive's upper bound
+    # w_reinforce_sched's lambda per step (schedules.Schedule); None: default_schedule(steps, lam)
+    lam_schedule: Optional[str] = None
+    # w_reinforce_adaptive keeps the rollout entropy above this fraction of its first-step value:
+    # chosen by argument, not tuned: the report's own "near the base model" band (claim 2), so
+    # positive samples come in while the entropy is within what counts as kept, NSR alone below.
+    lam_target: float = 1 - ENTROPY_BAND
     ignored_samples: str = "drop"
     eval_problems: int = 200
     eval_samples: int = 64
-    runs: Tuple[str, ...] = RUNS
+    runs: Tuple[str, ...] = PAPER_RUNS
 
     def check(self) -> "Config":
-        positive = {k: v for k, v in asdict(self).items() if isinstance(v, (int, float)) and k not in ("seed", "lam")}
+        """The config, validated, with ``lam_schedule`` resolved to its canonical text (ValueError if invalid)."""
+        positive = {k: v for k, v in asdict(self).items()
+                    if isinstance(v, (int, float)) and k not in ("seed", "lam", "lam_target")}  # fmt: skip
         bad = [f"--{k.replace('_', '-')} {v}" for k, v in positive.items() if not 0 < v < math.inf]  # nan too
         if bad:
             raise ValueError(f"must be positive: {', '.join(bad)}")
         if not 0 <= self.lam < math.inf:
             raise ValueError(f"--lam must be >= 0 and finite, got {self.lam}")
+        if not 0 < self.lam_target <= 1:  # nan too
+            raise ValueError(f"--lam-target must be in (0, 1] (a fraction of the first step's entropy), got "
+                             f"{self.lam_target}")  # fmt: skip
+        try:
+            schedule = self.schedule().canonical()
+        except ValueError as err:
+            raise ValueError(f"--lam-schedule {self.lam_schedule!r}: {err}") from None
         if self.eval_samples < 64:
             raise ValueError(f"--eval-samples must be >= 64 to report pass@64, got {self.eval_samples}")
         if self.width % N_HEADS:
@@ -106,7 +143,24 @@ class Config:
             raise ValueError(f"--runs names a run twice: {','.join(self.runs)}")
         if self.ignored_samples not in objectives.IGNORED_SAMPLES_MODES:
             raise ValueError(f"--ignored-samples must be one of {objectives.IGNORED_SAMPLES_MODES}")
-        return self
+        return replace(self, lam_schedule=str(schedule))
+
+    def schedule(self) -> Schedule:
+        """w_reinforce_sched's lambda per step: ``lam_schedule``, or default_schedule for these steps and lambda."""
+        return Schedule.parse(
+            default_schedule(self.steps, self.lam) if self.lam_schedule is None else self.lam_schedule
+        )
+
+
+def default_schedule(steps: int, lam: float) -> str:
+    """w_reinforce_sched's default schedule: lambda 0 through step steps/3, up linearly to ``lam`` by step 2 steps/3.
+
+    Chosen by argument, not tuned: the paper's "punish first, reward later" (§6) in equal thirds:
+    positive samples brought in gradually (in stages, not at once), and the run ends as the paper's
+    W-REINFORCE for as many steps as it began without positive reinforcement.
+    """
+    start = round(steps / 3)
+    return f"{start}:0,{max(round(2 * steps / 3), start + 1)}:{float(lam)!r}"
 
 
 # Tiny sizes, and an easier task (three 1-digit numbers) that a width-32 model learns in 150 steps
@@ -227,8 +281,33 @@ def token_log_probs(policy, ids: torch.Tensor, prompt_len: int) -> torch.Tensor:
 # ── RL ──
 
 
-def advantages_for(run: str, correct: torch.Tensor, config: Config, n: int):
-    """Per-sample (advantages, carries_grad, counted): counted = in the token-mean denominator."""
+def lambda_source(run: str, config: Config) -> Optional[Callable[[int, float], float]]:
+    """For the W-REINFORCE runs: (global step, that step's rollout entropy) -> lambda; None for the others.
+
+    Called once per step, in order (the controller keeps state). Steps count as OpenRLHF's (first
+    rollout batch: 1), and the controller sees step t's entropy before step t's update, as there.
+    """
+    if run == "w_reinforce":
+        return lambda step, entropy: config.lam
+    if run == "reinforce":  # REINFORCE is W-REINFORCE at lambda 1 (paper §4)
+        return lambda step, entropy: 1.0
+    if run == "w_reinforce_sched":
+        schedule = config.schedule()
+        return lambda step, entropy: schedule(step)
+    if run == "w_reinforce_adaptive":
+        # The controller's start (0: NSR first) and gain (1) are schedules.py's defaults, as on the OpenRLHF path.
+        controller = EntropyLambdaController(config.lam_target, lam_max=config.lam)
+        return lambda step, entropy: controller.update(entropy)
+    return None
+
+
+def advantages_for(run: str, correct: torch.Tensor, config: Config, n: int, lam: Optional[float] = None):
+    """Per-sample (advantages, carries_grad, counted): counted = in the token-mean denominator.
+
+    ``lam``: this step's lambda for the W-REINFORCE runs (lambda_source), None for the others.
+    """
+    if (lam is None) != (run not in LAMBDA_RUNS):
+        raise ValueError(f"{run} {'needs' if lam is None else 'takes no'} lambda, got {lam}")
     if run == "grpo":  # the group-normalised baseline (paper §2): every sample counts
         rewards = correct.float().view(-1, n)
         adv = (rewards - rewards.mean(1, keepdim=True)) / (rewards.std(1, keepdim=True) + 1e-6)
@@ -237,8 +316,7 @@ def advantages_for(run: str, correct: torch.Tensor, config: Config, n: int):
         # is nonzero, i.e. its prompt has both correct and incorrect samples (all-equal groups give
         # exactly 0). They still count in the denominator, as in OpenRLHF's group_norm.
         return adv, adv != 0, torch.ones_like(correct)
-    name, lam = ("w_reinforce", 1.0) if run == "reinforce" else (run, config.lam if run == "w_reinforce" else None)
-    adv, carries_grad = objectives.compute_advantages(name, correct, lam=lam)
+    adv, carries_grad = objectives.compute_advantages("w_reinforce" if lam is not None else run, correct, lam=lam)
     return adv, carries_grad, objectives.loss_sample_mask(carries_grad, config.ignored_samples)
 
 
@@ -270,15 +348,21 @@ def train_run(run: str, policy, train_problems, config: Config, grade) -> Dict[s
     # entropy, and how far the weights moved (a run whose batches never carry gradient stays at 0).
     history = {key: [] for key in ("correct_frac", "prompts_all_correct_frac", "prompts_none_correct_frac",
                                    "grad_samples_frac", "entropy", "weight_change")}  # fmt: skip
-    for _ in range(config.steps):
+    lambda_at = lambda_source(run, config)
+    if lambda_at is not None:  # the lambda each step used, as the OpenRLHF path logs rollout/lambda
+        history["lambda"] = []
+    for step in range(1, config.steps + 1):  # OpenRLHF's global steps: the first rollout batch is 1
         batch = rng.sample(train_problems, config.prompts)
         ids, mask, texts, entropy = sample(policy, [p for p, _ in batch], config.samples, config, generator)
         golds = [a for _, a in batch for _ in range(config.samples)]
         correct = torch.tensor([bool(v.correct) for v in grade(texts, golds)])
-        adv, carries_grad, counted = advantages_for(run, correct, config, config.samples)
+        lam = None if lambda_at is None else lambda_at(step, entropy)
+        adv, carries_grad, counted = advantages_for(run, correct, config, config.samples, lam)
         for key, value in objectives.rollout_stats(correct, carries_grad, config.samples).items():
             history[key].append(value)
         history["entropy"].append(entropy)
+        if lam is not None:
+            history["lambda"].append(lam)
         with torch.no_grad():
             old = token_log_probs(policy, ids, prompt_len)
         token_mask = mask * counted[:, None].float()
@@ -338,11 +422,6 @@ def run_seed(config: Config, grade, log=print) -> dict:
 
 # ── Report ──
 
-# Every tolerance the claim checks use; the claim texts are written from these, so none is hidden.
-CLAIM_TOLERANCE = 0.01  # pass@k "kept" / "lowered": 1 point
-CLOSE_TO_GRPO = 0.03  # pass@1 "close to GRPO's": within 3 points
-ENTROPY_BAND = 0.15  # "near the base model": within 15% of its entropy; "collapses": down by more
-
 
 def gap(a: float, b: float) -> float:
     """a - b rounded to 1e-9: a gap of exactly one tolerance (93.0 vs 92.0) is within it, whatever the ulp."""
@@ -355,7 +434,7 @@ def points(fraction: float) -> str:
 
 
 def aggregate(per_seed: List[dict]) -> dict:
-    """Mean and spread (population std; 0 for one seed) over seeds, per run."""
+    """Mean and spread (population std; 0 for one seed) over seeds, per run; lambda: its mean over the steps."""
     out = {}
     for run in per_seed[0]:
         ks = per_seed[0][run]["pass_at_k"]
@@ -365,6 +444,9 @@ def aggregate(per_seed: List[dict]) -> dict:
             "entropy": statistics.fmean(r[run]["entropy"] for r in per_seed),
             "entropy_std": statistics.pstdev([r[run]["entropy"] for r in per_seed]),
         }
+        if "lambda" in (per_seed[0][run]["history"] or {}):
+            means = [statistics.fmean(r[run]["history"]["lambda"]) for r in per_seed]
+            out[run].update(lambda_mean=statistics.fmean(means), lambda_mean_std=statistics.pstdev(means))
     return out
 
 
@@ -438,20 +520,26 @@ def passk_figure(summary: dict):
 
 
 def training_figure(per_seed: List[dict], summary: dict):
-    fig, axes = _pyplot().subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = _pyplot().subplots(1, 3, figsize=(15, 3.8))
     for key, ax, label in (("correct_frac", axes[0], "correct samples in the rollout batch"),
-                           ("entropy", axes[1], "policy entropy on its samples (nats/token)")):  # fmt: skip
+                           ("entropy", axes[1], "policy entropy on its samples (nats/token)"),
+                           ("lambda", axes[2], "W-REINFORCE lambda (reinforce: 1, not drawn)")):  # fmt: skip
         for run in summary:
-            if run == "base":
+            # reinforce's constant 1 would squeeze the other lambdas (at most --lam) into the bottom tenth
+            if run == "base" or key not in per_seed[0][run]["history"] or (key == "lambda" and run == "reinforce"):
                 continue
             curves = [r[run]["history"][key] for r in per_seed]
             mean = [statistics.fmean(step) for step in zip(*curves)]
             ax.plot(range(1, len(mean) + 1), mean, color=COLOURS[run], label=run)
         if key == "entropy":
             ax.axhline(summary["base"]["entropy"], color=COLOURS["base"], ls="--", lw=1, label="base (held-out)")
-        ax.set(xlabel="RL step", ylabel=label)
+        ax.set(xlabel="RL step (first rollout batch: 1)", ylabel=label)
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=8)
+    if axes[2].lines:
+        axes[2].legend(fontsize=8)
+    else:
+        axes[2].set_axis_off()  # no W-REINFORCE run selected: no lambda to draw
     fig.tight_layout()
     return fig
 
@@ -484,6 +572,7 @@ def write_report(config: Config, per_seed: List[dict], seeds: List[int], out: Pa
         ]
         entropy = f"{s['entropy']:.3f}" + (f" ± {s['entropy_std']:.3f}" if spread else "")
         lines.append(f"| {run} | " + " | ".join(cells) + f" | {entropy} |")
+    lines += lambda_lines(config, summary, spread)
     lines += ["", f"## The paper's claims, checked on these numbers{' (the means)' if spread else ''}", ""]
     for c in claims:
         numbers = ", ".join(f"{k} {v}" for k, v in c["numbers"].items())
@@ -496,10 +585,29 @@ def write_report(config: Config, per_seed: List[dict], seeds: List[int], out: Pa
                 f"- seed {seed}: "
                 + "; ".join(f"claim {c['claim'][0]} {'holds' if c['holds'] else 'does not hold'}" for c in seed_claims)
             )
-    lines += ["", "Plots: `passk.png` (pass@k after training), `training.png` (correct samples and entropy per step).",
-              "Every number: `results.json`."]  # fmt: skip
+    lines += ["", "Plots: `passk.png` (pass@k after training), `training.png` (correct samples, entropy and lambda "
+              "per step).", "Every number: `results.json` (per step: `per_seed.SEED.RUN.history`)."]  # fmt: skip
     (out / "report.md").write_text("\n".join(lines) + "\n")
     return results
+
+
+def lambda_lines(config: Config, summary: dict, spread: bool) -> List[str]:
+    """The report's lambda section: how each W-REINFORCE run set lambda, and its mean over the steps."""
+    how = {
+        "w_reinforce": f"constant {config.lam:g} (the paper's)",
+        "reinforce": "constant 1 (REINFORCE)",
+        "w_reinforce_sched": config.schedule().describe() + " over the RL steps",
+        "w_reinforce_adaptive": f"entropy controller: kept in [0, {config.lam:g}], from 0, up while the rollout "
+        f"entropy is above {config.lam_target:g} x its first-step value, down toward 0 (NSR) below it",
+    }
+    runs = [run for run in summary if "lambda_mean" in summary[run]]
+    if not runs:
+        return []
+    lines = ["", "## Lambda over training", ""]
+    for run in runs:
+        mean = f"{summary[run]['lambda_mean']:.3f}" + (f" ± {summary[run]['lambda_mean_std']:.3f}" if spread else "")
+        lines.append(f"- {run}: {how[run]}; mean over the steps {mean}")
+    return lines
 
 
 def ignoring_runs(runs) -> List[str]:
@@ -518,8 +626,17 @@ def parse_args(argv: Optional[List[str]] = None) -> Tuple[Config, List[int], Pat
     p.add_argument("--out", type=Path, default=Path("runs/mini"), help="report folder (default runs/mini)")
     p.add_argument("--smoke", action="store_true", help="tiny sizes, easier sums: the pipeline in about 10 s")
     p.add_argument("--seeds", default=str(d.seed), help="comma-separated seeds (default 0)")
-    p.add_argument("--runs", default=",".join(d.runs), help=f"comma-separated, from {', '.join(RUNS)}")
-    p.add_argument("--lam", type=float, default=d.lam, help="w_reinforce lambda (default 0.1, the paper's)")
+    p.add_argument("--runs", default=",".join(d.runs),
+                   help=f"comma-separated, from {', '.join(RUNS)} (default: {','.join(d.runs)})")  # fmt: skip
+    p.add_argument("--lam", type=float, default=d.lam,
+                   help="w_reinforce lambda, w_reinforce_adaptive's upper bound, w_reinforce_sched's final value in "
+                        "its default schedule (default 0.1, the paper's)")  # fmt: skip
+    p.add_argument("--lam-schedule", default=None,
+                   help="w_reinforce_sched's lambda: STEP:VALUE,... over the RL steps (first step 1), linear in "
+                        "between, constant outside (default: 0 until steps/3, up to --lam by 2 steps/3)")  # fmt: skip
+    p.add_argument("--lam-target", type=float, default=None,
+                   help="w_reinforce_adaptive: keep the rollout entropy above this fraction of its first-step "
+                        f"value, in (0, 1] (default {d.lam_target:g})")  # fmt: skip
     ignoring = " / ".join(objectives.sample_ignoring_objectives())
     p.add_argument("--ignored-samples", default=None, help=f"{ignoring} runs only: drop (default) or zero")
     for name in ("steps", "prompts", "samples", "pretrain_steps", "layers", "width", "operands", "digits",
@@ -537,8 +654,10 @@ def parse_args(argv: Optional[List[str]] = None) -> Tuple[Config, List[int], Pat
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
     ignored = d.ignored_samples if args.ignored_samples is None else args.ignored_samples
-    overrides.update(lr=args.lr, lam=args.lam, ignored_samples=ignored,
+    overrides.update(lr=args.lr, lam=args.lam, ignored_samples=ignored, lam_schedule=args.lam_schedule,
                      runs=tuple(r.strip() for r in args.runs.split(",") if r.strip()))  # fmt: skip
+    if args.lam_target is not None:
+        overrides["lam_target"] = args.lam_target
     try:
         config = replace(d, **overrides).check()
     except ValueError as err:
@@ -550,6 +669,11 @@ def parse_args(argv: Optional[List[str]] = None) -> Tuple[Config, List[int], Pat
         p.error(f"--ignored-samples only applies to runs in which some samples carry no gradient ({users}); "
                 f"{', '.join(config.runs)} {train} on every sample, so there is nothing to drop or zero: remove the "
                 f"flag or add {users} to --runs")  # fmt: skip
+    for flag, value, run in (("--lam-schedule", args.lam_schedule, "w_reinforce_sched"),
+                             ("--lam-target", args.lam_target, "w_reinforce_adaptive")):  # fmt: skip
+        if value is not None and run not in config.runs:  # as --ignored-samples: a flag that changes nothing
+            p.error(f"{flag} only applies to the {run} run, which --runs {','.join(config.runs)} leaves out: remove "
+                    f"the flag or add {run} to --runs")  # fmt: skip
     return config, seeds, args.out
 
 

@@ -7,12 +7,13 @@ import torch
 from openrlhf.models.loss import PolicyLoss
 
 from openrlhf_nsr import mini, objectives
+from openrlhf_nsr.schedules import EntropyLambdaController, Schedule
 
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("mini")
-    assert mini.main(["--smoke", "--out", str(out)]) == 0
+    assert mini.main(["--smoke", "--out", str(out), "--runs", ",".join(mini.RUNS)]) == 0
     return out
 
 
@@ -39,7 +40,7 @@ def test_every_smoke_run_trains_on_mixed_batches_and_moves_the_weights(smoke):
     for run in mini.RUNS:
         h = per_seed[run]["history"]
         assert set(h) == {*objectives.rollout_stats(torch.tensor([True]), torch.tensor([True]), 1), "entropy",
-                          "weight_change"}  # fmt: skip
+                          "weight_change", *(["lambda"] if run in mini.LAMBDA_RUNS else [])}  # fmt: skip
         assert any(0 < c < 1 for c in h["correct_frac"]), (run, h["correct_frac"])  # correct AND incorrect
         assert any(g > 0 for g in h["grad_samples_frac"]), run
         assert h["weight_change"][-1] > 0, f"{run} never moved the weights"
@@ -47,17 +48,62 @@ def test_every_smoke_run_trains_on_mixed_batches_and_moves_the_weights(smoke):
     assert per_seed["psr"]["history"]["grad_samples_frac"] == per_seed["psr"]["history"]["correct_frac"]
     nsr = per_seed["nsr"]["history"]
     assert nsr["grad_samples_frac"] == pytest.approx([1 - c for c in nsr["correct_frac"]])
-    assert set(per_seed["w_reinforce"]["history"]["grad_samples_frac"]) == {1.0}
+    for run in ("w_reinforce", "w_reinforce_sched", "w_reinforce_adaptive"):  # lambda 0 included: all samples
+        assert set(per_seed[run]["history"]["grad_samples_frac"]) == {1.0}, run
     grpo = per_seed["grpo"]["history"]  # some prompt with both outcomes: a nonzero group advantage
     assert any(a + n < 1 for a, n in zip(grpo["prompts_all_correct_frac"], grpo["prompts_none_correct_frac"]))
 
 
-def test_the_same_seed_gives_the_same_numbers(smoke, tmp_path):
-    mini.main(["--smoke", "--out", str(tmp_path), "--runs", "nsr,psr"])
-    again = json.loads((tmp_path / "results.json").read_text())["summary"]
-    first = json.loads((smoke / "results.json").read_text())["summary"]
-    for run in ("base", "nsr", "psr"):
-        assert again[run]["pass_at_k"] == first[run]["pass_at_k"] and again[run]["entropy"] == first[run]["entropy"]
+def test_lambda_is_recorded_per_step_from_the_schedule_and_the_controller(smoke):
+    results = json.loads((smoke / "results.json").read_text())
+    config, per_seed = results["config"], results["per_seed"]["0"]
+    steps = mini.SMOKE["steps"]
+    # The default schedule for 4 steps, at OpenRLHF's step numbers (first rollout batch: 1): a ramp
+    # from step 1 to 3. Counting from 0 would give [0, 0, 0.05, 0.1].
+    assert config["lam_schedule"] == "1:0,3:0.1"
+    sched = per_seed["w_reinforce_sched"]["history"]["lambda"]
+    assert sched == [Schedule.parse(config["lam_schedule"])(step) for step in range(1, steps + 1)]
+    assert sched == pytest.approx([0, 0.05, 0.1, 0.1])
+    adaptive = per_seed["w_reinforce_adaptive"]["history"]
+    assert len(adaptive["lambda"]) == steps and all(0 <= lam <= 0.1 for lam in adaptive["lambda"])
+    assert any(lam > 0 for lam in adaptive["lambda"])  # the controller moved it off its start
+    # Fed each step that step's rollout entropy, the one the history records, before the update.
+    controller = EntropyLambdaController(config["lam_target"], lam_max=config["lam"])
+    assert adaptive["lambda"] == [controller.update(entropy) for entropy in adaptive["entropy"]]
+    assert per_seed["w_reinforce"]["history"]["lambda"] == [0.1] * steps
+    assert per_seed["reinforce"]["history"]["lambda"] == [1.0] * steps
+    summary = results["summary"]
+    assert summary["w_reinforce_sched"]["lambda_mean"] == pytest.approx(0.0625)
+    assert "lambda_mean" not in summary["nsr"] and "lambda_mean" not in summary["base"]
+    report = (smoke / "report.md").read_text()
+    assert "## Lambda over training" in report and "0 at step 1 -> 0.1 at step 3" in report
+    assert "above 0.85 x its first-step value" in report
+
+
+def test_the_default_schedule_is_nsr_first_then_lambda_over_thirds_of_the_steps():
+    assert mini.parse_args([])[0].lam_schedule == "40:0,80:0.1"
+    assert mini.parse_args(["--steps", "30", "--lam", "0.2"])[0].lam_schedule == "10:0,20:0.2"
+    for steps in range(1, 50):  # any step count: a valid schedule that ends at lambda
+        schedule = Schedule.parse(mini.default_schedule(steps, 0.1))
+        assert schedule(steps) == 0.1 and schedule(round(steps / 3)) == 0, steps
+    runs = "w_reinforce_sched,w_reinforce_adaptive"
+    config = mini.parse_args(["--runs", runs, "--lam-schedule", " 0:0, 10:0.05 ", "--lam-target", "0.5"])[0]
+    assert (config.lam_schedule, config.lam_target) == ("0:0,10:0.05", 0.5)
+    assert mini.Config().lam_target == 1 - mini.ENTROPY_BAND  # the target is the report's entropy band
+
+
+def test_the_same_seed_gives_the_same_numbers_and_runs_selects(smoke, tmp_path):
+    mini.main(["--smoke", "--out", str(tmp_path), "--runs", "nsr,psr,w_reinforce_adaptive"])
+    again = json.loads((tmp_path / "results.json").read_text())
+    first = json.loads((smoke / "results.json").read_text())
+    assert set(again["summary"]) == set(again["per_seed"]["0"]) == {"base", "nsr", "psr", "w_reinforce_adaptive"}
+    for run in ("base", "nsr", "psr", "w_reinforce_adaptive"):
+        for key in ("pass_at_k", "entropy"):
+            assert again["summary"][run][key] == first["summary"][run][key], (run, key)
+        assert again["per_seed"]["0"][run]["history"] == first["per_seed"]["0"][run]["history"], run
+    report = (tmp_path / "report.md").read_text()
+    assert "| w_reinforce_adaptive |" in report and "| grpo |" not in report and "w_reinforce_sched" not in report
+    assert mini.parse_args([])[0].runs == mini.PAPER_RUNS  # the moving-lambda runs are opt-in
 
 
 def test_several_seeds_report_mean_and_spread(tmp_path):
@@ -90,6 +136,23 @@ def test_several_seeds_report_mean_and_spread(tmp_path):
             "w_reinforce, grpo train on every sample",
         ),
         (["--runs", "reinforce", "--ignored-samples", "drop"], "remove the flag or add psr or nsr to --runs"),
+        (["--lam-target", "0"], "--lam-target must be in (0, 1]"),
+        (["--lam-target", "1.5"], "--lam-target must be in (0, 1]"),
+        (["--lam-target", "nan"], "--lam-target must be in (0, 1]"),
+        (["--lam-schedule", "0:0,0:0.1"], "--lam-schedule '0:0,0:0.1': schedule point '0:0.1': steps must be strictly"),
+        (
+            ["--lam-schedule", "0:0,40:-0.1"],
+            "--lam-schedule '0:0,40:-0.1': schedule point '40:-0.1': value '-0.1' must be finite and >= 0",
+        ),
+        (["--lam-schedule", "0:0,40"], "schedule point '40' is not STEP:VALUE"),
+        (
+            ["--runs", "nsr,w_reinforce_sched", "--lam-target", "0.9"],
+            "--lam-target only applies to the w_reinforce_adaptive run, which --runs nsr,w_reinforce_sched leaves out",
+        ),
+        (
+            ["--runs", "w_reinforce_adaptive", "--lam-schedule", "0:0,10:0.1"],
+            "--lam-schedule only applies to the w_reinforce_sched run",
+        ),
     ],
 )
 def test_invalid_values_are_clear_errors(flags, message, capsys):
@@ -107,19 +170,33 @@ def test_ignored_samples_defaults_for_any_selection_and_applies_to_psr_nsr(runs)
     assert config.ignored_samples == "zero"
 
 
+def _lam(run, config=mini.Config()):
+    """The run's lambda at step 1 (None for a run without one)."""
+    source = mini.lambda_source(run, config)
+    return None if source is None else source(1, 0.2)
+
+
 def test_advantages_come_from_the_registered_objectives():
     correct = torch.tensor([True, False, True, True, False, False, False, False])
     config = mini.Config()
     adv, carries_grad, counted = mini.advantages_for("nsr", correct, config, 4)
     assert adv.tolist() == [0, -1, 0, 0, -1, -1, -1, -1] and counted.tolist() == (~correct).tolist()
     assert carries_grad.tolist() == (~correct).tolist()
-    adv, carries_grad, counted = mini.advantages_for("reinforce", correct, config, 4)
+    adv, carries_grad, counted = mini.advantages_for("reinforce", correct, config, 4, _lam("reinforce"))
     assert adv.tolist() == [1 if c else -1 for c in correct.tolist()] and counted.all() and carries_grad.all()
-    adv, _, _ = mini.advantages_for("w_reinforce", correct, config, 4)
+    adv, _, _ = mini.advantages_for("w_reinforce", correct, config, 4, _lam("w_reinforce"))
     assert adv[0].item() == pytest.approx(0.1)
     # lambda 0: correct samples have advantage 0 yet carry gradient (they stay in the update)
-    adv, carries_grad, _ = mini.advantages_for("w_reinforce", correct, mini.Config(lam=0.0), 4)
+    adv, carries_grad, _ = mini.advantages_for(
+        "w_reinforce", correct, config, 4, _lam("w_reinforce", mini.Config(lam=0.0))
+    )
     assert adv[0].item() == 0 and carries_grad.all()
+    adv, _, _ = mini.advantages_for("w_reinforce_sched", correct, config, 4, 0.05)  # the step's lambda, as given
+    assert adv[0].item() == pytest.approx(0.05) and adv[1].item() == -1
+    with pytest.raises(ValueError, match="w_reinforce_adaptive needs lambda"):  # never objectives' default 0.1
+        mini.advantages_for("w_reinforce_adaptive", correct, config, 4)
+    with pytest.raises(ValueError, match="nsr takes no lambda"):
+        mini.advantages_for("nsr", correct, config, 4, 0.1)
     adv, carries_grad, counted = mini.advantages_for("grpo", correct, config, 4)
     assert adv[4:].tolist() == [0, 0, 0, 0] and adv[0] > 0 > adv[1] and counted.all()
     assert carries_grad.tolist() == [True] * 4 + [False] * 4  # the second prompt's samples are all wrong
@@ -144,7 +221,7 @@ def test_the_loss_and_its_gradient_equal_openrlhf_policy_loss(run, ignored_sampl
     generator = torch.Generator().manual_seed(0)
     correct = torch.tensor([True, False, True, False, False, False, True, True])  # 2 prompts x 4
     config = mini.Config(ignored_samples=ignored_samples)
-    adv, _, counted = mini.advantages_for(run, correct, config, 4)
+    adv, _, counted = mini.advantages_for(run, correct, config, 4, _lam(run, config))
     response = torch.ones(8, 6)
     for i, length in enumerate([6, 4, 1, 6, 5, 3, 2, 6]):
         response[i, length:] = 0
@@ -185,8 +262,10 @@ def _fake_results(ks=("1", "2")):
     runs = ("base", *mini.RUNS)
     summary = {r: {"pass_at_k": {k: 0.1 * i for i, k in enumerate(ks, 1)},
                    "pass_at_k_std": dict.fromkeys(ks, 0.0), "entropy": 0.5} for r in runs}  # fmt: skip
-    per_seed = [{r: {"history": None if r == "base" else {"correct_frac": [0.1, 0.2], "entropy": [0.4, 0.5]}}
-                 for r in runs}]  # fmt: skip
+    histories = {r: {"correct_frac": [0.1, 0.2], "entropy": [0.4, 0.5]} for r in mini.RUNS}
+    for r in mini.LAMBDA_RUNS:
+        histories[r]["lambda"] = [0.0, 0.1]
+    per_seed = [{"base": {"history": None}, **{r: {"history": h} for r, h in histories.items()}}]
     return per_seed, summary
 
 
