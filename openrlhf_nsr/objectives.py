@@ -250,23 +250,30 @@ LAMBDA_CONTROLLER_TARGET = Hyperparameter(
     help="the entropy controller's target, a fraction F in (0, 1] of the first step's rollout entropy",
 )  # fmt: skip
 LAMBDA_CONTROLLER_INIT = Hyperparameter(
-    "lambda_controller_init", _non_negative, 0.0,
+    "lambda_controller_init", _non_negative, None,
     help="the entropy controller's lambda before the first step (default 0: NSR first), <= w_reinforce_lambda",
 )  # fmt: skip
 LAMBDA_CONTROLLER_RATE = Hyperparameter(
-    "lambda_controller_rate", _positive, 1.0,
+    "lambda_controller_rate", _positive, None,
     help="the entropy controller's gain: lambda moves by rate x w_reinforce_lambda x the relative entropy error "
     "(clipped to +-0.2) per step (default 1: 0 to the upper bound in 5 steps at the largest error)",
 )  # fmt: skip
 
 
+CONTROLLER_SETTINGS = {"lambda_controller_target": None, "lambda_controller_init": 0.0, "lambda_controller_rate": 1.0}
+
+
 def _validate_w_reinforce(values: Dict[str, Any]) -> None:
+    """Cross-checks; fills in the entropy controller's defaults only when the controller is on."""
     controller = values["lambda_controller"]
     if controller == "none":
-        for key in ("lambda_controller_target",):
+        for key in CONTROLLER_SETTINGS:
             if values[key] is not None:
                 raise ValueError(f"{key} only applies with lambda_controller entropy: add it or remove {key}")
         return
+    for key, default in CONTROLLER_SETTINGS.items():
+        if values[key] is None:
+            values[key] = default
     if values["lambda_controller_target"] is None:
         raise ValueError("lambda_controller entropy needs lambda_controller_target F in (0, 1]: add it")
     if not Schedule.parse(values["w_reinforce_lambda"]).constant:

@@ -64,7 +64,10 @@ class Schedule:
         if isinstance(spec, Schedule):
             return spec
         if isinstance(spec, (int, float)) and not isinstance(spec, bool):
-            return cls(((0, _number(repr(float(spec)), "value")),))
+            try:
+                return cls(((0, _number(repr(float(spec)), "value")),))
+            except OverflowError:
+                raise ValueError(f"value {spec} must be finite and >= 0") from None
         if not isinstance(spec, str) or not spec.strip():
             raise ValueError(f"expected a number or STEP:VALUE,STEP:VALUE,..., got {spec!r}")
         if ":" not in spec:
@@ -151,6 +154,3 @@ class EntropyLambdaController:
             error = min(max(entropy / goal - 1.0, -ERROR_CLIP), ERROR_CLIP)
         self.value = min(max(self.value + self.rate * self.lam_max * error, 0.0), self.lam_max)
         return self.value
-
-    def state_dict(self) -> dict:
-        return {"value": self.value, "reference": self.reference}

@@ -63,13 +63,14 @@ def extend_parser(parser: argparse.ArgumentParser) -> float:
         "(+lambda / -1), Zhu et al. 2025 (arXiv 2506.01347)"
     )
     for name, (param, users) in objectives.hyperparameters().items():
-        default = param.default if param.default is not None else "none"
+        default = "" if param.default is None else f" (default {param.default})"
         parser.add_argument(
             f"--{HYPERPARAMETER_PREFIX}{name}",
             type=str,  # parsed and validated in finalize_args: the message can then name the estimator
             choices=param.choices,
             default=None,  # None = "not given"; defaults are filled in for the chosen estimator only
-            help=f"{' / '.join(users)}: {param.help} (default {default})",
+            metavar="VALUE" if param.choices is None else None,
+            help=f"{' / '.join(users)}: {param.help}{default}",
         )
     parser.add_argument(
         "--dry_run",

@@ -113,6 +113,8 @@ TARGET = "--algo.advantage.lambda_controller_target"
             "above the controller's upper",
         ),
         (CONTROLLER + [TARGET, "0.9", "--algo.advantage.lambda_controller_rate", "0"], "finite and > 0"),
+        (W_REINFORCE + ["--algo.advantage.lambda_controller_init", "0.05"], "only applies with"),
+        (W_REINFORCE + ["--algo.advantage.lambda_controller_rate", "2"], "only applies with"),
         (["--algo.advantage.estimator", "nsr", "--algo.advantage.lambda_controller", "entropy"], "only applies to"),
         (["--algo.advantage.estimator", "w_reinforce", "--algo.advantage.lambda_controller", "pid"], "invalid choice"),
         (["--algo.advantage.estimator", "gae", "--algo.advantage.ignored_samples", "drop"], "only applies to"),

@@ -28,6 +28,11 @@ def test_nsr_first_then_psr_in():
     assert "0 at step 0 -> 0.1 at step 40" in schedule.describe()
 
 
+def test_a_number_too_large_for_a_float_is_a_value_error():
+    with pytest.raises(ValueError, match="finite"):
+        Schedule.parse(10**400)
+
+
 def test_the_canonical_form_round_trips_exactly():
     schedule = Schedule.parse("0:0.123456789012345,7:1e-07")
     assert Schedule.parse(schedule.canonical()) == schedule
