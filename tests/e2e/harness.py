@@ -118,10 +118,12 @@ RUNS = [
         prompts_per_step=4,
         note="every sample correct: no gradient, no NaN, weights unchanged",
     ),  # fmt: skip
-    # Grading faults: a time limit no grading can meet, so every worker is killed mid-grading.
+    # Grading faults: a time limit no grading can meet, so every worker is killed mid-grading (golds
+    # the reward's fast path cannot decide, so that every sample reaches a worker).
     Run(
         "nsr_grading_faults",
         "nsr",
+        dataset="train_latex_golds.jsonl",
         env={"OPENRLHF_NSR_REWARD_TIMEOUT": "1e-6"},
         prompts_per_step=4,
         note="the reward's workers time out: samples score 0, grading_timeout logged",

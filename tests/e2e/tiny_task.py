@@ -68,10 +68,21 @@ def is_built(folder: Path) -> bool:
     return stamp.exists() and json.loads(stamp.read_text()).get("version") == BUILD_VERSION
 
 
+def write_latex_golds(folder: Path) -> Path:
+    """``train.jsonl`` with every gold written ``\\sqrt{N^2}``: math-verify still equals it to N, but
+    it is neither a number nor written as the model writes it, so the reward's fast path cannot
+    decide it and every sample goes to a grading worker (what the grading-fault run needs)."""
+    rows = [json.loads(line) for line in (folder / "train.jsonl").read_text().splitlines()]
+    path = folder / "train_latex_golds.jsonl"
+    _write_jsonl(path, [dict(row, answer=f"\\sqrt{{{int(row['answer']) ** 2}}}") for row in rows])
+    return path
+
+
 def build(folder: Path) -> Path:
     """Build (or reuse) the model, the tokenizer and the prompt sets under ``folder``."""
     folder = Path(folder)
     if is_built(folder):
+        write_latex_golds(folder)
         return folder
     import pandas as pd
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
@@ -103,6 +114,7 @@ def build(folder: Path) -> Path:
     evaluation = pd.DataFrame([{"problem": q, "answer": a} for q, a in rng.sample(add_problems(), 6)])
     for name in ("math", "aime2025", "amc23"):
         evaluation.to_parquet(folder / f"{name}_test.parquet")
+    write_latex_golds(folder)
     (folder / "build.json").write_text(json.dumps({"version": BUILD_VERSION, "model": str(model_dir)}))
     return folder
 
