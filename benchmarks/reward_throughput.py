@@ -1,57 +1,143 @@
-"""Reward grading speed: our batch grader vs the plain sequential math-verify baseline, one run.
+"""Reward grading speed: ours vs plain sequential math-verify, side by side in one run.
 
-    .venv/bin/python benchmarks/reward_throughput.py [--problems 400] [--samples 16] [--workers 2]
-        [--data tests/data/paper/math_test.parquet]
+    .venv/bin/python benchmarks/reward_throughput.py [--problems 400] [--samples 16,32,64]
+        [--workers N (default: the pool's default)] [--data tests/data/paper/math_test.parquet]
 
 Workload, built from the MATH test reference solutions (realistic LaTeX) as in pass@k sampling:
 for each problem, ``--samples`` responses drawn from its own solution (correct), the solutions of
 three other problems (wrong: a policy's few wrong modes) and truncated solutions (no parsable
-answer), so the same answers repeat many times per problem.
+answer), so the same answers repeat many times per problem. For each number of samples per
+problem, three graders on the same samples:
 
-- baseline: per sample, in this process, sequentially: extract the last boxed answer, then one
-  math_verify.parse of the gold, one of the answer and one verify (openrlhf_nsr.reward.verify_answer);
-  no cache, no pool.
-- ours: openrlhf_nsr.reward.grade_batch with a fresh GraderPool (workers started and warmed first):
-  deduplicated, cached, graded in parallel worker processes with the per-sample time limit.
+- baseline: per sample, sequentially, in a fresh process warmed as a fresh worker is: extract the
+  last boxed answer, then one math_verify.parse of the gold, one of the answer and one verify
+  (openrlhf_nsr.reward.verify_answer); no cache, no pool. p50 / p99: per sample.
+- grade_batch: openrlhf_nsr.reward.grade_batch on all samples at once, fresh GraderPool (workers
+  started and warmed first). p50 / p99: one grade() call per sample, in order, on another fresh
+  pool (cache hits count as they would in training).
+- OpenRLHF: OpenRLHF 0.11.2's own calling pattern (openrlhf/utils/agent.py, SingleTurnAgentExecutor):
+  reward.py loaded by path, then for every sample of every prompt at once
+  ``asyncio.to_thread(reward_func, [query], [prompt], [label])``, the query being the chat prompt
+  followed by the response and ``<|im_end|>``; its own fresh default pool (``--workers`` workers).
+  p50 / p99: per call, in its thread.
 
-Prints samples/s of both, their ratio, p50 / p99 per-sample latency (ours: one grade() call per
-sample on another fresh pool, so cache hits count as they would in training) and the number of
-verdicts that differ (0 expected, timeouts excepted). Expected wall-clock: about 1 minute on 2 cores.
-Both sides are warmed first with reward.WARMUP (each worker does it before reporting ready).
+Prints samples/s, the ratio to the baseline, p50 / p99 latency and the verdicts that differ from
+the baseline (0 expected, timeouts excepted; exit status 1 otherwise), and how many distinct
+(answer, gold) pairs reached a worker (the rest: settled in the caller, by the cache or
+reward.fast_verdict); last, the headline ratio at 32 samples per problem. About 2 minutes on 2
+cores (the baseline is most of it).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import importlib.util
+import multiprocessing
+import os
 import random
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from openrlhf_nsr import data
+from openrlhf_nsr import data, reward
 from openrlhf_nsr.reward import WARMUP, GraderPool, grade, grade_batch, last_boxed, verify_answer
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "paper" / "math_test.parquet"
+CHAT_PROMPT = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
 
 
 def build_workload(path: Path, problems: int, samples: int, seed: int):
+    """(responses, golds, prompts): ``samples`` responses for each of ``problems`` MATH problems."""
     _, rows = data.load_problems(f"math={path}", label="target")
-    solutions, targets = [p.solution for p in rows], [p.target for p in rows]
     rng = random.Random(seed)
-    responses, golds = [], []
-    for i in rng.sample(range(len(solutions)), problems):
-        wrong = [solutions[j] for j in rng.sample(range(len(solutions)), 3)]
-        truncated = solutions[i][: len(solutions[i]) // 2]
+    responses, golds, prompts = [], [], []
+    for i in rng.sample(range(len(rows)), problems):
+        wrong = [rows[j].solution for j in rng.sample(range(len(rows)), 3)]
+        truncated = rows[i].solution[: len(rows[i].solution) // 2]
         for _ in range(samples):
             kind = rng.random()
-            responses.append(solutions[i] if kind < 0.4 else rng.choice(wrong) if kind < 0.8 else truncated)
-            golds.append(targets[i])
-    return responses, golds
+            responses.append(rows[i].solution if kind < 0.4 else rng.choice(wrong) if kind < 0.8 else truncated)
+            golds.append(rows[i].target)
+            prompts.append(CHAT_PROMPT.format(rows[i].problem))
+    return responses, golds, prompts
 
 
-def baseline_grade(response: str, gold: str) -> bool:
-    answer = last_boxed(response)
-    return answer is not None and verify_answer(answer, gold)[0]
+def baseline(path: Path, problems: int, samples: int, seed: int):
+    """Plain sequential math-verify: (verdicts, seconds, per-sample latencies).
+
+    Runs in a fresh process warmed like a fresh worker (reward.WARMUP), not one that earlier runs
+    have warmed further.
+    """
+    for answer, gold in WARMUP:
+        verify_answer(answer, gold)
+    responses, golds, _ = build_workload(path, problems, samples, seed)
+    verdicts, latency = [], []
+    start = time.perf_counter()
+    for response, gold in zip(responses, golds):
+        t0 = time.perf_counter()
+        answer = last_boxed(response)
+        verdicts.append(answer is not None and verify_answer(answer, gold)[0])
+        latency.append(time.perf_counter() - t0)
+    return verdicts, time.perf_counter() - start, latency
+
+
+def warm_up(grade_many, workers: int) -> None:
+    """Start every worker of a fresh pool and wait until it is ready: pairs only a worker can grade."""
+    grade_many([f"\\boxed{{x_{i}}}" for i in range(workers)], ["y"] * workers)
+
+
+def batch(responses, golds, workers):
+    """grade_batch on all samples: (verdicts, seconds, per-sample latencies, pairs sent to a worker)."""
+    pool = GraderPool(workers=workers)
+    warm_up(lambda r, g: grade_batch(r, g, pool), workers)
+    warm_requests = pool.worker_requests
+    start = time.perf_counter()
+    verdicts = grade_batch(responses, golds, pool)
+    seconds = time.perf_counter() - start
+    pool.close()
+    latency_pool = GraderPool(workers=workers)
+    warm_up(lambda r, g: grade_batch(r, g, latency_pool), workers)
+    latency = []
+    for response, gold in zip(responses, golds):
+        t0 = time.perf_counter()
+        grade(response, gold, latency_pool)
+        latency.append(time.perf_counter() - t0)
+    latency_pool.close()
+    return verdicts, seconds, latency, pool.worker_requests - warm_requests
+
+
+def openrlhf_pattern(responses, golds, prompts, workers):
+    """OpenRLHF's calls, one sample each from its thread pool: ([(correct, timed_out, seconds)], seconds, worker pairs)."""
+    told = os.environ.get("OPENRLHF_NSR_REWARD_WORKERS")
+    os.environ["OPENRLHF_NSR_REWARD_WORKERS"] = str(workers)  # read when the module loads
+    spec = importlib.util.spec_from_file_location("reward_func", reward.__file__)  # as OpenRLHF loads it
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if told is None:
+        del os.environ["OPENRLHF_NSR_REWARD_WORKERS"]
+    else:
+        os.environ["OPENRLHF_NSR_REWARD_WORKERS"] = told
+    warm_up(lambda r, g: module.reward_func(r, [""] * len(r), g), workers)
+    warm_requests = module.default_pool().worker_requests
+
+    def timed(query, prompt, label):
+        t0 = time.perf_counter()
+        out = module.reward_func([query], [prompt], [label])
+        correct, timed_out = out["rewards"].item() == 1.0, out["extra_logs"]["grading_timeout"].item() == 1.0
+        return correct, timed_out, time.perf_counter() - t0
+
+    async def rollout():
+        calls = [asyncio.to_thread(timed, p + r + "<|im_end|>", p, g) for r, g, p in zip(responses, golds, prompts)]
+        return await asyncio.gather(*calls)
+
+    start = time.perf_counter()
+    results = asyncio.run(rollout())
+    seconds = time.perf_counter() - start
+    pool = module.default_pool()
+    pool.close()
+    return results, seconds, pool.worker_requests - warm_requests
 
 
 def percentile(values, q):
@@ -67,60 +153,53 @@ def main(argv=None) -> int:
     parser.add_argument("--problems", type=int, default=400)
     parser.add_argument(
         "--samples",
-        type=int,
-        default=64,
-        help="samples per problem (pass@k sampling; the paper: 8 per prompt in training, 64 / 256 in evaluation)",
+        default="16,32,64",
+        help="samples per problem, comma-separated (pass@k sampling; the paper: 8 per prompt in training, 64 / 256 "
+        "in evaluation)",
     )
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=reward.DEFAULT_WORKERS, help="grader worker processes")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if not args.data.exists():
         parser.error(f"--data {args.data} does not exist: pass the path of the paper's math_test.parquet")
+    try:
+        sample_counts = [int(k) for k in args.samples.split(",")]
+    except ValueError:
+        parser.error(f"--samples {args.samples!r}: expected comma-separated integers")
 
-    responses, golds = build_workload(args.data, args.problems, args.samples, args.seed)
-    n = len(responses)
-    distinct = len(set(zip(map(last_boxed, responses), golds)))
-    print(f"workload: {n} samples, {args.problems} problems x {args.samples}, {distinct} distinct (answer, gold) pairs")
-
-    for answer, gold in WARMUP:  # warm this process as every worker is warmed: steady state for both
-        verify_answer(answer, gold)
-    baseline_verdicts, baseline_latency = [], []
-    start = time.perf_counter()
-    for response, gold in zip(responses, golds):
-        t0 = time.perf_counter()
-        baseline_verdicts.append(baseline_grade(response, gold))
-        baseline_latency.append(time.perf_counter() - t0)
-    baseline_time = time.perf_counter() - start
-
-    pool = GraderPool(workers=args.workers)
-    grade_batch(["\\boxed{0}"] * args.workers, ["1"] * args.workers, pool)  # start + warm the workers
-    start = time.perf_counter()
-    verdicts = grade_batch(responses, golds, pool)
-    ours_time = time.perf_counter() - start
-    pool.close()
-
-    latency_pool = GraderPool(workers=args.workers)
-    grade("\\boxed{0}", "1", latency_pool)
-    ours_latency = []
-    for response, gold in zip(responses, golds):
-        t0 = time.perf_counter()
-        grade(response, gold, latency_pool)
-        ours_latency.append(time.perf_counter() - t0)
-    latency_pool.close()
-
-    timeouts = sum(v.timed_out for v in verdicts)
-    differ = sum(v.correct != b for v, b in zip(verdicts, baseline_verdicts) if not v.timed_out)
-    rows = [
-        ("baseline (sequential parse + verify)", n / baseline_time, baseline_latency),
-        (f"ours (grade_batch, {args.workers} workers)", n / ours_time, ours_latency),
-    ]
-    print(f"\n{'grader':<40}{'samples/s':>11}{'p50 ms':>9}{'p99 ms':>9}")
-    for name, rate, latency in rows:
-        print(f"{name:<40}{rate:>11.1f}{percentile(latency, 0.5) * 1e3:>9.2f}{percentile(latency, 0.99) * 1e3:>9.2f}")
-    print(f"\nthroughput ratio ours / baseline: {baseline_time / ours_time:.2f}x")
-    print(f"verdicts that differ (timeouts excepted): {differ}; timeouts: {timeouts}; "
-          f"correct: {sum(v.correct for v in verdicts)}/{n}")  # fmt: skip
-    return 1 if differ else 0
+    print(f"{args.problems} MATH problems, {args.workers} workers, {os.cpu_count()} CPUs")
+    print(
+        f"\n{'k':>3} {'grader':<34}{'samples/s':>10}{'ratio':>8}{'p50 ms':>8}{'p99 ms':>8}{'differ':>7}{'timeouts':>9}"
+    )
+    ratios, failed = {}, False
+    for k in sample_counts:
+        workload = (args.data, args.problems, k, args.seed)
+        responses, golds, prompts = build_workload(*workload)
+        n = len(responses)
+        distinct = set(zip(map(last_boxed, responses), golds))
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as fresh:
+            expected, base_seconds, base_latency = fresh.submit(baseline, *workload).result()
+        verdicts, batch_seconds, batch_latency, batch_pairs = batch(responses, golds, args.workers)
+        calls, rlhf_seconds, rlhf_pairs = openrlhf_pattern(responses, golds, prompts, args.workers)
+        rows = [
+            ("baseline (sequential math-verify)", base_seconds, base_latency, [], []),
+            (f"grade_batch ({batch_pairs} to workers)", batch_seconds, batch_latency,
+             [v.correct for v in verdicts], [v.timed_out for v in verdicts]),
+            (f"OpenRLHF calls ({rlhf_pairs} to workers)", rlhf_seconds, [c[2] for c in calls],
+             [c[0] for c in calls], [c[1] for c in calls]),
+        ]  # fmt: skip
+        for name, seconds, latency, correct, timed_out in rows:
+            differ = sum(c != e for c, e, t in zip(correct, expected, timed_out) if not t)
+            failed |= differ > 0
+            ratios[k, name.split()[0]] = base_seconds / seconds
+            print(f"{k:>3} {name:<34}{n / seconds:>10.0f}{base_seconds / seconds:>7.1f}x"
+                  f"{percentile(latency, 0.5) * 1e3:>8.2f}{percentile(latency, 0.99) * 1e3:>8.2f}"
+                  f"{differ if correct else '':>7}{sum(timed_out) if correct else '':>9}")  # fmt: skip
+        print(f"    ({n} samples, {len(distinct)} distinct (answer, gold) pairs)")
+    headline = 32 if 32 in sample_counts else sample_counts[0]
+    print(f"\nreward throughput at {headline} samples per problem: {ratios[headline, 'grade_batch']:.1f} times "
+          f"sequential math-verify (OpenRLHF's calling pattern: {ratios[headline, 'OpenRLHF']:.1f} times)")  # fmt: skip
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -25,7 +25,12 @@ minutes. So grading runs in a pool of worker processes (plain subprocesses, safe
 actors and threads); a worker that has not answered within ``timeout`` seconds (default 5,
 ``OPENRLHF_NSR_REWARD_TIMEOUT``) is killed and replaced, and the sample scores 0 with
 ``timed_out``. Workers exit with their parent (stdin EOF, and PR_SET_PDEATHSIG on Linux).
-Verdicts are cached per (answer, gold) pair: pass@k sampling repeats the same answers many times.
+
+Speed: pass@k sampling repeats the same answers many times, so verdicts are cached per (answer,
+gold) pair. Pairs of plain numbers, an answer written exactly as its gold, and a plain number
+against a gold a worker has already seen are decided in the caller by ``fast_verdict``, with
+math-verify's verdicts (its rules below; tests/test_reward_fast_path.py checks them on the MATH
+test set), and never reach a worker.
 
 This module imports only the standard library at the top (torch lazily in ``reward_func``), so it
 also runs as the worker script itself.
@@ -35,25 +40,43 @@ from __future__ import annotations
 
 import atexit
 import collections
+import decimal
+import functools
 import json
 import os
 import queue
 import re
 import select
+import signal
 import subprocess
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may run on (taskset, cgroup cpusets, Slurm)
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 DEFAULT_TIMEOUT = float(os.environ.get("OPENRLHF_NSR_REWARD_TIMEOUT", "5"))
-DEFAULT_WORKERS = int(os.environ.get("OPENRLHF_NSR_REWARD_WORKERS", "0")) or min(4, os.cpu_count() or 1)
+# One worker per usable core: grading is CPU-bound, so fewer leave cores idle in batch grading
+# and more only compete for them (README, "The math reward"). The cap bounds the memory (about
+# 70 MB a worker) and start-up of the pool each rollout actor holds on a large node.
+MAX_DEFAULT_WORKERS = 32
+DEFAULT_WORKERS = int(os.environ.get("OPENRLHF_NSR_REWARD_WORKERS", "0")) or min(MAX_DEFAULT_WORKERS, _usable_cpus())
 # The longest gold answer in the paper's MATH / AIME 2025 / AMC23 sets is 77 characters.
 MAX_ANSWER_CHARS = 1000
 MAX_BRACE_DEPTH = 32
 CACHE_SIZE = 200_000
 STARTUP_TIMEOUT = 60.0  # a fresh worker imports math-verify / sympy (about 1 s)
+PARSE_CACHE_SIZE = 4096  # per worker: parses of recent answers and golds (a gold is parsed once, not per answer)
+FACTS_TIME_LIMIT = 0.5  # seconds a worker spends at most learning what the fast path may use about a gold
 # Graded by every worker before it reports ready: sympy and latex2sympy build much of their
 # machinery lazily, at first use of each kind of expression (up to ~0.4 s a kind).
 WARMUP = [
@@ -107,7 +130,8 @@ def last_boxed(text) -> Optional[str]:
     text = _as_text(text)
     if not text:
         return None
-    text = _SPECIAL_TOKEN.sub("", text)
+    if "<" in text:  # the only character special tokens start with: skip the regex pass over most responses
+        text = _SPECIAL_TOKEN.sub("", text)
     start = text.rfind("\\boxed")
     while start != -1:
         match = _BOXED.match(text, start)
@@ -156,10 +180,156 @@ def _too_nested(answer: str) -> bool:
     return False
 
 
+# ── Fast path (in the caller): pairs whose math-verify verdict is known without running it ──
+#
+# Each rule follows from math-verify 0.9's code: parse() (latex2sympy2_extended's normalize_latex,
+# then its LaTeX parser) and verify() (grader.sympy_expr_eq). tests/test_reward_fast_path.py
+# compares every pair of the MATH test set and of model-like variants that the rules decide with
+# math-verify itself; anything outside them goes to a worker.
+
+CONSTANT, CONTAINER = "constant", "container"
+# Outside this range, or with more digits, math-verify's 15-digit Floats could round two different
+# decimals together: such pairs go to a worker. Closer than NUMERIC_MARGIN, its 6-decimal
+# rounding (sympy_numeric_eq) may call a decimal equal to a different value: a worker again.
+NUMERIC_RANGE = 10**6
+FLOAT_DIGITS = 15
+NUMERIC_MARGIN = Fraction(1, 10**5)
+# normalize_latex rewrites a trailing \text{...} holding one of these words into a percent sign
+# or a comma instead of dropping it as a unit.
+_NOT_UNITS = {"and", "or", "percent", "percentage", "pct"}
+_ASSIGNMENT = re.compile(r"[A-Za-z]\s*=\s*")
+_NUMBER = re.compile(
+    r"""
+    (?P<sign>[-+]?)(?:\\\$)?                                  # normalize_latex drops "\$"
+    (?:(?P<int>0|[1-9]\d*|[1-9]\d{0,2}(?:,\d{3})+)(?P<decimals>\.\d+)?  # 1,000 (see _number)
+      |(?P<point>\.\d+)                                       # .5: normalize_latex makes it 0.5
+      |\\[dt]?frac(?:\{(?P<num>0|[1-9]\d*)\}\{(?P<den>[1-9]\d*)\}|\ ?(?P<num1>\d)(?P<den1>[1-9]))
+      |(?P<snum>0|[1-9]\d*)/(?P<sden>[1-9]\d*))               # integer / integer: a Rational
+    (?:(?P<degrees>\^\\circ|\^\{\\circ\})                       # degrees: the number itself
+      |(?P<space>(?:\s|\\[\ ,;])*)\\(?:text|mbox)\{\s*(?P<unit>[A-Za-z]+(?:\ [A-Za-z]+)*)\s*\}(?:\^\d|\^\{\d\})?)?
+    """,
+    re.VERBOSE,
+)
+
+
+class _Number(NamedTuple):
+    value: Fraction
+    exact: bool  # an Integer or Rational for math-verify; False: a Float
+
+
+class GoldFacts(NamedTuple):
+    """What a worker learned about a gold answer from math-verify's parse of it."""
+
+    identical: bool  # math-verify's verdict on an answer written exactly as this gold
+    meaning: bool  # it has a mathematical meaning (else: compared as a string, gold_invalid)
+    kind: str = ""  # CONSTANT: a number-valued expression; CONTAINER: never equal to a number
+    real: Optional[Fraction] = None  # a CONSTANT's value (30 digits)
+    imag: Optional[Fraction] = None
+
+
+def _number(text: str, assignment: bool = False) -> Optional[_Number]:
+    """The value math-verify parses ``text`` to, if it is a plain number (see _NUMBER); else None.
+
+    ``\\!`` is dropped and one ``$...$`` around the whole unwrapped, as normalize_latex does.
+    ``assignment`` also accepts ``x = 3``: verify() compares a gold that is no equation with the
+    right side of an answer that is one.
+    """
+    text = re.sub(r"\\!\s*", "", text)
+    if len(text) > 2 and text[0] == "$" and text[-1] == "$":
+        text = text[1:-1].strip()
+    assigned = assignment and _ASSIGNMENT.match(text)
+    if assigned:
+        text = text[assigned.end() :]
+    match = _NUMBER.fullmatch(text)
+    if not match or (match["unit"] and _NOT_UNITS.intersection(match["unit"].split())):
+        return None
+    # latex2sympy reads 1,000 as 1000 only when normalize_latex leaves nothing else but a "-" (else: a set)
+    spaced = match["space"] and re.search(r"\\[,;]", match["space"])
+    if "," in (match["int"] or "") and (assigned or match["sign"] == "+" or match["degrees"] or spaced):
+        return None
+    for num, den in (("num", "den"), ("num1", "den1"), ("snum", "sden")):
+        if match[num]:
+            number = _Number(Fraction(int(match[num]), int(match[den])), exact=True)
+            break
+    else:
+        digits = match["point"] or match["int"].replace(",", "") + (match["decimals"] or "")
+        if "." not in digits:
+            number = _Number(Fraction(int(digits)), exact=True)
+        elif sum(char.isdigit() for char in digits) > FLOAT_DIGITS:
+            return None
+        else:
+            number = _Number(Fraction(digits), exact=False)
+    return _Number(-number.value, number.exact) if match["sign"] == "-" else number
+
+
+def _far_apart(answer: _Number, real: Fraction, imag: Fraction = Fraction(0)) -> bool:
+    """Whether math-verify certainly tells a plain-number answer from a gold of this value.
+
+    Within NUMERIC_RANGE, values further apart than NUMERIC_MARGIN differ after its 6-decimal
+    rounding (sympy_numeric_eq) and their difference does not simplify to zero.
+    """
+    in_range = abs(answer.value) < NUMERIC_RANGE and abs(real) < NUMERIC_RANGE
+    return in_range and (abs(answer.value - real) > NUMERIC_MARGIN or abs(imag) > NUMERIC_MARGIN)
+
+
+def _same_number(answer: _Number, gold: _Number) -> Optional[bool]:
+    """math-verify's verdict on two plain numbers, if certain.
+
+    Two exact numbers (Integer, Rational) are equal exactly (sympy_str_eq) or not at all. With a
+    Float, equal values match (numerically) and far apart ones do not; close ones go to a worker.
+    """
+    if answer.exact and gold.exact:
+        return answer.value == gold.value
+    if answer.value == gold.value and abs(gold.value) < NUMERIC_RANGE:
+        return True
+    return False if _far_apart(answer, gold.value) else None
+
+
+def fast_verdict(answer: str, gold: str, facts: Optional[GoldFacts] = None) -> Optional[Tuple[bool, bool]]:
+    """math-verify's ``(correct, gold has a meaning)`` on a boxed answer and a gold, or None if unsure.
+
+    - An answer written exactly as the gold, once a worker parsed the gold: ``facts.identical``
+      (math-verify compares two equal parses; an unparsable gold scores 0).
+    - A plain number against a plain number (_number): compared by value (_same_number).
+    - A plain number against a gold a worker parsed to a number-valued expression (facts.kind
+      CONSTANT, like ``\\frac{\\sqrt3}{2}``): different when their values differ by more than the
+      margin; or to a CONTAINER (interval, union, tuple or matrix, or a set of several distinct
+      numbers), which math-verify never equates with a number (sympy_compare_sets, or no numeric
+      comparison of a matrix with a number).
+    """
+    if facts is not None and answer == gold:
+        return facts.identical, facts.meaning
+    number = _number(answer, assignment=True)
+    if number is None:
+        return None
+    gold_number = _number(gold)
+    if gold_number is not None:
+        verdict = _same_number(number, gold_number)
+    elif facts is not None and facts.kind == CONTAINER:
+        verdict = False
+    elif facts is not None and facts.kind == CONSTANT:  # its value is rounded: never "equal" from it
+        verdict = False if _far_apart(number, facts.real, facts.imag) else None
+    else:
+        return None
+    return None if verdict is None else (verdict, True)
+
+
+def _facts_may_decide(answer: str, gold: str) -> bool:
+    """Whether fast_verdict may decide the pair once a worker has parsed the gold."""
+    return answer == gold or _number(answer, assignment=True) is not None
+
+
 # ── Worker process ──
 
 
-def verify_answer(answer: str, gold: str) -> Tuple[bool, bool]:
+def _parse(text: str) -> list:
+    """math-verify's parse of a boxed answer, LaTeX extraction only, no signal timeout."""
+    from math_verify import LatexExtractionConfig, parse
+
+    return parse("\\boxed{" + text + "}", [LatexExtractionConfig()], parsing_timeout=None)
+
+
+def verify_answer(answer: str, gold: str, parse=_parse) -> Tuple[bool, bool]:
     """math-verify on one extracted answer and one gold answer: (correct, gold_parsed).
 
     Unbounded in time (math-verify's signal timeouts are off): call it through a GraderPool.
@@ -167,22 +337,104 @@ def verify_answer(answer: str, gold: str) -> Tuple[bool, bool]:
     it then compares strings, its own fallback (so ``\\frac{12}{5,525}``, which its LaTeX parser
     rejects, still matches the same answer written the same way).
     """
-    from math_verify import LatexExtractionConfig, parse, verify
+    from math_verify import verify
 
-    config = [LatexExtractionConfig()]
-    gold_parsed = parse("\\boxed{" + gold + "}", config, parsing_timeout=None)
+    gold_parsed = parse(gold)
     if not gold_parsed:
         return False, False
-    answer_parsed = parse("\\boxed{" + answer + "}", config, parsing_timeout=None)
+    answer_parsed = parse(answer)
     correct = bool(answer_parsed) and bool(verify(gold_parsed, answer_parsed, timeout_seconds=None))
     return correct, any(not isinstance(value, str) for value in gold_parsed)
 
 
+class _TimeLimit(BaseException):  # not an Exception: math-verify and sympy catch those
+    pass
+
+
+def gold_facts(gold: str, parse=_parse, time_limit: float = FACTS_TIME_LIMIT) -> GoldFacts:
+    """What the fast path may use about ``gold`` (GoldFacts), from math-verify's parse of it.
+
+    The kind and value take at most ``time_limit`` seconds (a signal timer, so only when called
+    from the main thread, as in a worker), past which the gold has no kind.
+    """
+    from math_verify import verify
+
+    parsed = parse(gold)
+    identical = bool(parsed) and bool(verify(parsed, parsed, timeout_seconds=None))
+    meaning = any(not isinstance(value, str) for value in parsed)
+    armed = threading.current_thread() is threading.main_thread()
+
+    def on_alarm(signum, frame):
+        if armed:  # a late alarm, once the kind is known, changes nothing
+            raise _TimeLimit
+
+    if armed:
+        previous = signal.signal(signal.SIGALRM, on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, time_limit)
+    timed = armed
+    try:
+        try:
+            kind = _gold_kind(parsed)
+        finally:
+            armed = False
+    except (_TimeLimit, Exception):
+        kind = ()
+    if timed:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    return GoldFacts(identical, meaning, *kind)
+
+
+def _gold_kind(parsed: list) -> tuple:
+    """(CONSTANT, real, imag), (CONTAINER,) or () for math-verify's parse of a gold answer."""
+    import sympy
+
+    values = [value for value in parsed if not isinstance(value, str)]
+    if len(values) != 1:
+        return ()
+    value = values[0]
+    if isinstance(value, sympy.MatrixBase):
+        return (CONTAINER,) if len(value) > 1 else ()
+    if isinstance(value, (sympy.Interval, sympy.Union)) or (isinstance(value, sympy.Tuple) and len(value) > 1):
+        return (CONTAINER,)
+    if isinstance(value, sympy.FiniteSet) and len(value) > 1:
+        # a set of several distinct numbers: one number can match at most one of them
+        points = [_complex_value(element) for element in value.args]
+        distinct = all(
+            p is not None and q is not None and max(abs(p[0] - q[0]), abs(p[1] - q[1])) > NUMERIC_MARGIN
+            for i, p in enumerate(points)
+            for q in points[i + 1 :]
+        )
+        return (CONTAINER,) if distinct else ()
+    if isinstance(value, sympy.Expr) and not isinstance(value, sympy.MatrixExpr):
+        # a percentage (x * UnevaluatedExpr(1/100)) is compared by its digits, not its value: no kind
+        point = None if value.has(sympy.UnevaluatedExpr) else _complex_value(value)
+        return () if point is None else (CONSTANT, *point)
+    return ()
+
+
+def _complex_value(expr) -> Optional[Tuple[Fraction, Fraction]]:
+    """(real, imag) of a number-valued sympy expression to 30 decimals, if within NUMERIC_RANGE."""
+    if not getattr(expr, "is_number", False):
+        return None
+    real, imag = expr.evalf(30).as_real_imag()
+    if not (real.is_Number and imag.is_Number and real.is_finite and imag.is_finite):
+        return None
+    with decimal.localcontext(prec=60):  # str(), not Fraction(Float): 1/2004! has a 5,700-digit denominator
+        parts = [decimal.Decimal(str(part)) for part in (real, imag)]
+        if any(abs(part) >= NUMERIC_RANGE for part in parts):
+            return None
+        real, imag = (Fraction(part.quantize(decimal.Decimal("1e-30"))) for part in parts)
+    return real, imag
+
+
 def _worker_main() -> None:  # pragma: no cover - runs in the worker subprocess
-    """Grade (answer, gold) pairs from stdin, one JSON line each, until stdin closes."""
+    """Grade (answer, gold) pairs from stdin, one JSON line each, until stdin closes.
+
+    Each reply carries the verdict and the gold's GoldFacts, which the caller keeps for its fast path.
+    """
     if sys.platform.startswith("linux"):
         import ctypes
-        import signal
 
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the parent
     here = os.path.dirname(os.path.abspath(__file__))  # run as a script: don't import siblings by accident
@@ -193,10 +445,18 @@ def _worker_main() -> None:  # pragma: no cover - runs in the worker subprocess
         verify_answer(answer, gold)
     if os.getppid() == 1:
         return
+    parse = functools.lru_cache(maxsize=PARSE_CACHE_SIZE)(_parse)
+    facts = functools.lru_cache(maxsize=PARSE_CACHE_SIZE)(functools.partial(gold_facts, parse=parse))
     protocol.write("ready\n")
     for line in sys.stdin:
         key, answer, gold = json.loads(line)
-        protocol.write(json.dumps([key, *verify_answer(answer, gold)]) + "\n")
+        correct, gold_ok = verify_answer(answer, gold, parse)
+        try:  # what the fast path learns is a bonus: a failure here must not cost the verdict
+            known = facts(gold)
+            known = [*known[:3], *(None if value is None else str(value) for value in known[3:])]
+        except Exception:
+            known = None
+        protocol.write(json.dumps([key, correct, gold_ok, known]) + "\n")
 
 
 class _Worker:
@@ -228,8 +488,8 @@ class _Worker:
         line, self._buffer = self._buffer.split(b"\n", 1)
         return line
 
-    def grade(self, answer: str, gold: str, timeout: float) -> Optional[Tuple[bool, bool]]:
-        """(correct, gold_ok), or None if the worker gave no answer within ``timeout`` seconds."""
+    def grade(self, answer: str, gold: str, timeout: float) -> Optional[Tuple[bool, bool, Optional[GoldFacts]]]:
+        """(correct, gold_ok, the gold's facts), or None if the worker gave no answer within ``timeout`` seconds."""
         if not self._ready:
             if self._read_line(time.monotonic() + STARTUP_TIMEOUT) != b"ready":
                 return None
@@ -243,8 +503,13 @@ class _Worker:
         line = self._read_line(time.monotonic() + timeout)
         if line is None:
             return None
-        key, correct, gold_ok = json.loads(line)
-        return (bool(correct), bool(gold_ok)) if key == self._requests else None
+        key, correct, gold_ok, known = json.loads(line)
+        if key != self._requests:
+            return None
+        if known is not None:
+            identical, meaning, kind, real, imag = known
+            known = GoldFacts(identical, meaning, kind, *(None if v is None else Fraction(v) for v in (real, imag)))
+        return bool(correct), bool(gold_ok), known
 
     def kill(self) -> None:
         try:
@@ -262,8 +527,9 @@ class _Worker:
 class GraderPool:
     """Worker processes that run math-verify with a hard per-sample wall-clock limit.
 
-    Thread-safe: any number of threads may call ``grade`` at once; each call takes an idle
-    worker. A worker that exceeds ``timeout`` (or dies) is killed and replaced.
+    Thread-safe: any number of threads may call ``grade`` at once; a pair the cache or the fast
+    path cannot settle takes an idle worker. A worker that exceeds ``timeout`` (or dies) is
+    killed and replaced. What workers learn about each gold (GoldFacts) is kept for the fast path.
     """
 
     def __init__(self, workers: int = DEFAULT_WORKERS, timeout: float = DEFAULT_TIMEOUT, cache_size: int = CACHE_SIZE):
@@ -275,8 +541,12 @@ class GraderPool:
         self._all: List[_Worker] = []
         self._lock = threading.Lock()
         self._cache: "collections.OrderedDict[Tuple[str, str], Tuple[bool, bool, bool]]" = collections.OrderedDict()
+        self._facts: "collections.OrderedDict[str, GoldFacts]" = collections.OrderedDict()
+        self._in_flight: "dict[Tuple[str, str], threading.Event]" = {}  # pairs a worker is grading
+        self._learning: "dict[str, threading.Event]" = {}  # golds whose first pair a worker is grading
         self._cache_size = cache_size
         self._closed = False
+        self.worker_requests = 0  # pairs sent to a worker: the rest were cached or decided by the fast path
         for _ in range(workers):
             self._add_worker()
 
@@ -286,15 +556,60 @@ class GraderPool:
             self._all.append(worker)
         self._idle.put(worker)
 
-    def grade(self, answer: str, gold: str) -> Tuple[bool, bool, bool]:
-        """(correct, timed_out, gold_ok) for a boxed answer and a gold answer."""
-        key = (answer, gold)
+    def lookup(self, answer: str, gold: str) -> Optional[Tuple[bool, bool, bool]]:
+        """``grade``'s verdict if the cache or the fast path has it (no worker needed), else None."""
+        return self._lookup(answer, gold)[0]
+
+    def _lookup(self, answer: str, gold: str) -> Tuple[Optional[Tuple[bool, bool, bool]], Optional[GoldFacts]]:
         with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
-            if self._closed:
-                raise RuntimeError("GraderPool is closed")
+            verdict = self._cache.get((answer, gold))
+            if verdict is not None:
+                self._cache.move_to_end((answer, gold))
+                return verdict, None
+            facts = self._facts.get(gold)
+        fast = fast_verdict(answer, gold, facts)
+        return (None if fast is None else (fast[0], False, fast[1])), facts
+
+    def grade(self, answer: str, gold: str) -> Tuple[bool, bool, bool]:
+        """(correct, timed_out, gold_ok) for a boxed answer and a gold answer.
+
+        Concurrent callers (OpenRLHF grades each sample from its own thread) do not send a worker
+        what another caller's request already in flight will settle: the same pair, or, while
+        the first request on a new gold is out, a pair the gold's facts may decide.
+        """
+        key, waited = (answer, gold), []
+        while True:
+            verdict, facts = self._lookup(answer, gold)
+            if verdict is not None:
+                return verdict
+            with self._lock:
+                if self._closed:
+                    raise RuntimeError("GraderPool is closed")
+                if key in self._cache or self._facts.get(gold) != facts:
+                    continue  # settled, or the gold learned about, since the lookup: look again
+                other = self._in_flight.get(key)
+                if other is None and gold not in self._facts and _facts_may_decide(answer, gold):
+                    other = self._learning.get(gold)
+                if other is None or other in waited:  # waited on once: grade it here, not wait again
+                    done = threading.Event()
+                    self._in_flight.setdefault(key, done)
+                    if gold not in self._facts:
+                        self._learning.setdefault(gold, done)
+                    self.worker_requests += 1
+                    break
+            waited.append(other)
+            other.wait(self.timeout + 1)
+        try:
+            return self._grade_in_worker(answer, gold)
+        finally:
+            with self._lock:
+                if self._in_flight.get(key) is done:
+                    del self._in_flight[key]
+                if self._learning.get(gold) is done:
+                    del self._learning[gold]
+            done.set()
+
+    def _grade_in_worker(self, answer: str, gold: str) -> Tuple[bool, bool, bool]:
         worker = self._idle.get()
         result = worker.grade(answer, gold, self.timeout)
         if result is None:  # too slow or dead: kill it, start a replacement (not waited for)
@@ -308,11 +623,16 @@ class GraderPool:
             verdict = (False, True, True)
         else:
             self._idle.put(worker)
-            verdict = (result[0], False, result[1])
+            correct, gold_ok, facts = result
+            verdict = (correct, False, gold_ok)
         with self._lock:
-            self._cache[key] = verdict
+            self._cache[(answer, gold)] = verdict
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
+            if result is not None and facts is not None:
+                self._facts[gold] = facts
+                if len(self._facts) > self._cache_size:
+                    self._facts.popitem(last=False)
         return verdict
 
     def close(self) -> None:
@@ -336,14 +656,25 @@ def default_pool() -> GraderPool:
         return _pool
 
 
-def _grade_extracted(answer: Optional[str], gold, pool: GraderPool) -> Verdict:
+def _grade_extracted(answer: Optional[str], gold, pool: GraderPool, wait: bool = True) -> Optional[Verdict]:
+    """The verdict on an extracted answer; with ``wait=False``, None where it needs a worker."""
     gold_text = _as_text(gold)
     if gold_text is None or not gold_text.strip() or len(gold_text) > MAX_ANSWER_CHARS or _too_nested(gold_text):
         return Verdict(False, answer, gold_invalid=True)
     if answer is None or _too_nested(answer):
         return Verdict(False, answer)
-    correct, timed_out, gold_ok = pool.grade(answer, gold_text.strip())
+    result = pool.grade(answer, gold_text.strip()) if wait else pool.lookup(answer, gold_text.strip())
+    if result is None:
+        return None
+    correct, timed_out, gold_ok = result
     return Verdict(correct, answer, timed_out=timed_out, gold_invalid=not gold_ok)
+
+
+def _safe_grade(answer, gold, pool, wait: bool = True) -> Optional[Verdict]:
+    try:
+        return _grade_extracted(answer, gold, pool, wait)
+    except Exception:
+        return Verdict(False, answer)
 
 
 def grade(response, gold, pool: Optional[GraderPool] = None) -> Verdict:
@@ -355,22 +686,35 @@ def grade(response, gold, pool: Optional[GraderPool] = None) -> Verdict:
 
 
 def grade_batch(responses: Sequence, golds: Sequence, pool: Optional[GraderPool] = None) -> List[Verdict]:
-    """Grade many (response, gold) pairs: distinct pairs are graded once, in parallel."""
+    """Grade many (response, gold) pairs: distinct pairs are graded once, in parallel.
+
+    Pairs the cache or the fast path settles are done first, in this thread. Of the others, one
+    per gold goes to the workers before the rest, preferably one the fast path could never
+    decide: what the workers learn about its gold may let the fast path settle the rest.
+    """
     if len(responses) != len(golds):
         raise ValueError(f"{len(responses)} responses but {len(golds)} gold answers")
     pool = pool or default_pool()
-    answers = [last_boxed(r) for r in responses]
-    distinct = list(dict.fromkeys((a, _as_text(g)) for a, g in zip(answers, golds)))
-    with ThreadPoolExecutor(max_workers=pool.workers) as executor:
-        verdicts = dict(zip(distinct, executor.map(lambda key: _safe_grade(key[0], key[1], pool), distinct)))
-    return [verdicts[(a, _as_text(g))] for a, g in zip(answers, golds)]
+    keys = [(last_boxed(r), _as_text(g)) for r, g in zip(responses, golds)]
+    verdicts = {key: _safe_grade(*key, pool, wait=False) for key in dict.fromkeys(keys)}
+    pending = _scouts_first([key for key, verdict in verdicts.items() if verdict is None])
+    if len(pending) == 1:  # OpenRLHF grades one sample per call: no thread pool for it
+        verdicts[pending[0]] = _safe_grade(*pending[0], pool)
+    elif pending:
+        with ThreadPoolExecutor(max_workers=min(pool.workers, len(pending))) as executor:
+            verdicts.update(zip(pending, executor.map(lambda key: _safe_grade(*key, pool), pending)))
+    return [verdicts[key] for key in keys]
 
 
-def _safe_grade(answer, gold, pool) -> Verdict:
-    try:
-        return _grade_extracted(answer, gold, pool)
-    except Exception:
-        return Verdict(False, answer)
+def _scouts_first(pending: List[Tuple[str, str]]) -> List[Tuple[str, str]]:
+    """``pending`` with one pair per gold first, preferring answers the fast path cannot decide."""
+    undecidable = [key for key in pending if not _facts_may_decide(*key)]
+    scouts = {}
+    for key in undecidable + pending:
+        scouts.setdefault(key[1], key)
+    first = list(scouts.values())
+    chosen = set(first)
+    return first + [key for key in pending if key not in chosen]
 
 
 def reward_func(queries, prompts, labels, **kwargs):

@@ -216,6 +216,76 @@ def test_many_threads_at_once_all_get_valid_rewards(pool):
     assert time.monotonic() - start < 60
 
 
+# ── The fast path: what never needs a worker (tests/test_reward_fast_path.py: its verdicts) ──
+
+
+@pytest.fixture
+def lone_worker():
+    pool = GraderPool(workers=1, timeout=LIMIT)
+    yield pool
+    pool.close()
+
+
+def test_plain_numbers_are_graded_without_a_worker(lone_worker):
+    responses = [
+        "\\boxed{0.5}",
+        "\\boxed{\\dfrac12}",
+        "\\boxed{x = 1,000}",
+        "\\boxed{5}",
+        "\\boxed{30^\\circ}",
+        "no box",
+    ]
+    golds = ["\\frac{1}{2}", "0.5", "1000", "5.0", "30", "1"]
+    verdicts = grade_batch(responses, golds, lone_worker)
+    assert [v.correct for v in verdicts] == [True, True, False, True, True, False]  # x = 1,000: a set for math-verify
+    assert not any(v.gold_invalid or v.timed_out for v in verdicts)
+    assert lone_worker.worker_requests == 1  # x = 1,000 only
+
+
+def test_what_a_worker_learns_about_a_gold_settles_its_other_answers(lone_worker):
+    gold = "\\frac{\\sqrt{3}}{2}"
+    assert grade("\\boxed{\\sin 60^\\circ}", gold, lone_worker).timed_out is False
+    assert lone_worker.worker_requests == 1
+    for answer, correct in [(gold, True), ("5", False), ("x = 0.866", False), ("-\\frac{\\sqrt{3}}{2}", False)]:
+        verdict = grade(f"\\boxed{{{answer}}}", gold, lone_worker)
+        assert verdict.correct is correct and not verdict.gold_invalid, answer
+    assert lone_worker.worker_requests == 2  # the last answer is no plain number: a worker grades it
+
+
+def test_a_batch_sends_one_pair_per_new_gold_first(lone_worker):
+    # the interval needs a worker; what it learns about the gold decides the numbers and the gold itself
+    answers = ["7", "-1", "2.5", "(0, 1)", "[0,1]", "\\left[0, 1\\right]", "0.5"]
+    verdicts = grade_batch([f"\\boxed{{{a}}}" for a in answers], ["[0,1]"] * len(answers), lone_worker)
+    assert [v.correct for v in verdicts] == [False, False, False, False, True, True, False]
+    assert lone_worker.worker_requests == 2  # (0, 1) and \left[0, 1\right]; a number sent first would make 3
+
+
+def test_concurrent_callers_on_a_new_gold_share_one_worker_request(lone_worker):
+    gold = "\\frac{\\pi}{4}"
+    answers = [gold, "0.785", "1", "x=3", "\\frac{1}{4}"] * 8
+    with ThreadPoolExecutor(max_workers=16) as executor:  # as OpenRLHF calls: one sample per thread
+        verdicts = list(executor.map(lambda a: grade(f"\\boxed{{{a}}}", gold, lone_worker), answers))
+    assert [v.correct for v in verdicts] == [True, False, False, False, False] * 8
+    assert lone_worker.worker_requests == 1
+
+
+def test_learning_about_a_gold_is_bounded_in_time():
+    start = time.monotonic()
+    facts = reward.gold_facts("\\sin(10^{10^{6}})", time_limit=0.3)  # its value takes sympy minutes
+    assert time.monotonic() - start < 0.3 + MARGIN and facts.meaning and facts.kind == ""
+    assert reward.gold_facts("\\frac{\\sqrt{3}}{2}").kind == reward.CONSTANT  # sympy still works
+
+
+def test_the_default_pool_has_a_worker_per_usable_core_unless_told():
+    code = "from openrlhf_nsr import reward; print(reward.DEFAULT_WORKERS)"
+    env = {k: v for k, v in os.environ.items() if k != "OPENRLHF_NSR_REWARD_WORKERS"}
+    default = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert int(default.stdout) == min(reward.MAX_DEFAULT_WORKERS, len(os.sched_getaffinity(0)))
+    env["OPENRLHF_NSR_REWARD_WORKERS"] = "3"
+    told = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert int(told.stdout) == 3
+
+
 # ── The OpenRLHF contract ──
 
 
