@@ -33,12 +33,17 @@ class TrainerProbe:
                 advantage=SimpleNamespace(estimator="nsr", gamma=1.0, w_reinforce_lambda=None, ignored_samples="zero")
             ),
         )
+        from experience_builders import LetterTokenizer
+
         maker = RemoteExperienceMaker.__new__(RemoteExperienceMaker)
         maker.strategy, maker.kl_ctl = SimpleNamespace(args=args), SimpleNamespace(value=0.0)
+        maker.tokenizer = LetterTokenizer()
         experience = Experience(
             index=[0, 1],
+            sequences=torch.ones(2, 4, dtype=torch.long),
             rewards=torch.tensor([1.0, 0.0]),
             action_mask=torch.ones(2, 3, dtype=torch.bool),
+            action_log_probs=-torch.ones(2, 3),
             kl=torch.zeros(2, 3),
             info={},
         )
