@@ -30,7 +30,9 @@ Speed: pass@k sampling repeats the same answers many times, so verdicts are cach
 gold) pair. Pairs of plain numbers, an answer written exactly as its gold, and a plain number
 against a gold a worker has already seen are decided in the caller by ``fast_verdict``, with
 math-verify's verdicts (its rules below; tests/test_reward_fast_path.py checks them on the MATH
-test set), and never reach a worker.
+test set), and never reach a worker. Workers parse LaTeX with ANTLR's SLL prediction first
+(``two_stage_latex_parsing``: the same parses, about half the parse time), and a batch sends each
+gold's pairs to one worker, which parses the gold once.
 
 This module imports only the standard library at the top (torch lazily in ``reward_func``), so it
 also runs as the worker script itself.
@@ -44,7 +46,6 @@ import decimal
 import functools
 import json
 import os
-import queue
 import re
 import select
 import signal
@@ -77,6 +78,7 @@ CACHE_SIZE = 200_000
 STARTUP_TIMEOUT = 60.0  # a fresh worker imports math-verify / sympy (about 1 s)
 PARSE_CACHE_SIZE = 4096  # per worker: parses of recent answers and golds (a gold is parsed once, not per answer)
 FACTS_TIME_LIMIT = 0.5  # seconds a worker spends at most learning what the fast path may use about a gold
+GOLDS_REMEMBERED = 256  # per worker, in the caller: recent golds it parsed (a gold's next pairs go there if idle)
 # Graded by every worker before it reports ready: sympy and latex2sympy build much of their
 # machinery lazily, at first use of each kind of expression (up to ~0.4 s a kind).
 WARMUP = [
@@ -329,6 +331,47 @@ def _parse(text: str) -> list:
     return parse("\\boxed{" + text + "}", [LatexExtractionConfig()], parsing_timeout=None)
 
 
+def two_stage_latex_parsing() -> bool:
+    """Make latex2sympy's ANTLR parser try SLL prediction first and LL only if that fails.
+
+    ANTLR's documented contract (antlr4 PredictionMode.SLL): an SLL parse either returns the same
+    parse tree the LL mode returns, or reports a syntax error. latex2sympy raises on any syntax
+    error, so on one the input is parsed again from scratch exactly as latex2sympy does (LL, error
+    included). Same parses, without the full-context LL simulation that dominates math-verify's
+    parse of tuples, intervals and expressions (about half its parse time on MATH answers);
+    tests/test_reward_fast_path.py compares both parsers on the MATH test set. Installed in the
+    grader workers only. False (nothing changed) if this latex2sympy has no such parser.
+    """
+    try:
+        from antlr4.atn.PredictionMode import PredictionMode
+        from latex2sympy2_extended.latex2sympy2 import PSParser, _Latex2Sympy
+    except ImportError:
+        return False
+    create = getattr(_Latex2Sympy, "create_parser", None)
+    if create is None or not hasattr(PSParser, "math"):
+        return False
+    if getattr(create, "two_stage", False):
+        return True
+
+    def create_parser(self, latex_str):
+        parser = create(self, latex_str)
+        parser._interp.predictionMode = PredictionMode.SLL
+
+        def math():
+            try:
+                return PSParser.math(parser)
+            except Exception:  # a syntax error under SLL: a fresh LL parser, as latex2sympy builds it
+                return create(self, latex_str).math()
+
+        parser.math = math
+        return parser
+
+    create_parser.two_stage = True
+    create_parser.plain = create
+    _Latex2Sympy.create_parser = create_parser
+    return True
+
+
 def verify_answer(answer: str, gold: str, parse=_parse) -> Tuple[bool, bool]:
     """math-verify on one extracted answer and one gold answer: (correct, gold_parsed).
 
@@ -441,6 +484,7 @@ def _worker_main() -> None:  # pragma: no cover - runs in the worker subprocess
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # stray prints from sympy & co. go to stderr, not into the protocol
+    two_stage_latex_parsing()
     for answer, gold in WARMUP:  # import math-verify / sympy and build their lazy parts first
         verify_answer(answer, gold)
     if os.getppid() == 1:
@@ -472,6 +516,13 @@ class _Worker:
         self._buffer = b""
         self._ready = False
         self._requests = 0
+        self.golds: "collections.OrderedDict[str, None]" = collections.OrderedDict()  # parsed recently
+
+    def remember(self, gold: str) -> None:
+        self.golds[gold] = None
+        self.golds.move_to_end(gold)
+        if len(self.golds) > GOLDS_REMEMBERED:
+            self.golds.popitem(last=False)
 
     def _read_line(self, deadline: float) -> Optional[bytes]:
         fd = self.proc.stdout.fileno()
@@ -528,8 +579,9 @@ class GraderPool:
     """Worker processes that run math-verify with a hard per-sample wall-clock limit.
 
     Thread-safe: any number of threads may call ``grade`` at once; a pair the cache or the fast
-    path cannot settle takes an idle worker. A worker that exceeds ``timeout`` (or dies) is
-    killed and replaced. What workers learn about each gold (GoldFacts) is kept for the fast path.
+    path cannot settle takes an idle worker, one that has parsed its gold if there is one. A
+    worker that exceeds ``timeout`` (or dies) is killed and replaced. What workers learn about
+    each gold (GoldFacts) is kept for the fast path.
     """
 
     def __init__(self, workers: int = DEFAULT_WORKERS, timeout: float = DEFAULT_TIMEOUT, cache_size: int = CACHE_SIZE):
@@ -537,7 +589,8 @@ class GraderPool:
             raise ValueError(f"need workers >= 1 and timeout > 0, got workers={workers}, timeout={timeout}")
         self.timeout = float(timeout)
         self.workers = workers
-        self._idle: "queue.Queue[_Worker]" = queue.Queue()
+        self._idle: List[_Worker] = []
+        self._available = threading.Condition()  # guards _idle
         self._all: List[_Worker] = []
         self._lock = threading.Lock()
         self._cache: "collections.OrderedDict[Tuple[str, str], Tuple[bool, bool, bool]]" = collections.OrderedDict()
@@ -554,7 +607,23 @@ class GraderPool:
         worker = _Worker()
         with self._lock:
             self._all.append(worker)
-        self._idle.put(worker)
+        self._release(worker)
+
+    def _release(self, worker: _Worker) -> None:
+        with self._available:
+            self._idle.append(worker)
+            self._available.notify()
+
+    def _acquire(self, gold: str) -> _Worker:
+        """An idle worker (waits for one), preferably one that has parsed ``gold`` lately."""
+        with self._available:
+            while not self._idle:
+                if self._closed:
+                    raise RuntimeError("GraderPool is closed")
+                self._available.wait()
+            worker = next((w for w in self._idle if gold in w.golds), self._idle[0])
+            self._idle.remove(worker)
+            return worker
 
     def lookup(self, answer: str, gold: str) -> Optional[Tuple[bool, bool, bool]]:
         """``grade``'s verdict if the cache or the fast path has it (no worker needed), else None."""
@@ -610,7 +679,7 @@ class GraderPool:
             done.set()
 
     def _grade_in_worker(self, answer: str, gold: str) -> Tuple[bool, bool, bool]:
-        worker = self._idle.get()
+        worker = self._acquire(gold)
         result = worker.grade(answer, gold, self.timeout)
         if result is None:  # too slow or dead: kill it, start a replacement (not waited for)
             worker.kill()
@@ -622,7 +691,8 @@ class GraderPool:
                 self._add_worker()
             verdict = (False, True, True)
         else:
-            self._idle.put(worker)
+            worker.remember(gold)
+            self._release(worker)
             correct, gold_ok, facts = result
             verdict = (correct, False, gold_ok)
         with self._lock:
@@ -641,6 +711,8 @@ class GraderPool:
             workers, self._all = self._all, []
         for worker in workers:
             worker.kill()
+        with self._available:
+            self._available.notify_all()  # callers waiting for a worker: the pool is closed
 
 
 _pool: Optional[GraderPool] = None
@@ -688,33 +760,40 @@ def grade(response, gold, pool: Optional[GraderPool] = None) -> Verdict:
 def grade_batch(responses: Sequence, golds: Sequence, pool: Optional[GraderPool] = None) -> List[Verdict]:
     """Grade many (response, gold) pairs: distinct pairs are graded once, in parallel.
 
-    Pairs the cache or the fast path settles are done first, in this thread. Of the others, one
-    per gold goes to the workers before the rest, preferably one the fast path could never
-    decide: what the workers learn about its gold may let the fast path settle the rest.
+    Pairs the cache or the fast path settles are done first, in this thread. The others go to
+    the workers gold by gold (one worker parses a gold once and grades its pairs; with fewer
+    golds than workers, pair by pair), each gold's first pair one the fast path could never
+    decide: what the worker learns about its gold may let the fast path settle the rest.
     """
     if len(responses) != len(golds):
         raise ValueError(f"{len(responses)} responses but {len(golds)} gold answers")
     pool = pool or default_pool()
     keys = [(last_boxed(r), _as_text(g)) for r, g in zip(responses, golds)]
     verdicts = {key: _safe_grade(*key, pool, wait=False) for key in dict.fromkeys(keys)}
-    pending = _scouts_first([key for key, verdict in verdicts.items() if verdict is None])
+    pending = [key for key, verdict in verdicts.items() if verdict is None]
     if len(pending) == 1:  # OpenRLHF grades one sample per call: no thread pool for it
         verdicts[pending[0]] = _safe_grade(*pending[0], pool)
     elif pending:
-        with ThreadPoolExecutor(max_workers=min(pool.workers, len(pending))) as executor:
-            verdicts.update(zip(pending, executor.map(lambda key: _safe_grade(*key, pool), pending)))
+        tasks = _worker_tasks(pending, pool.workers)
+        with ThreadPoolExecutor(max_workers=min(pool.workers, len(tasks))) as executor:
+            for task, graded in zip(tasks, executor.map(lambda task: [_safe_grade(*key, pool) for key in task], tasks)):
+                verdicts.update(zip(task, graded))
     return [verdicts[key] for key in keys]
 
 
-def _scouts_first(pending: List[Tuple[str, str]]) -> List[Tuple[str, str]]:
-    """``pending`` with one pair per gold first, preferring answers the fast path cannot decide."""
-    undecidable = [key for key in pending if not _facts_may_decide(*key)]
-    scouts = {}
-    for key in undecidable + pending:
-        scouts.setdefault(key[1], key)
-    first = list(scouts.values())
-    chosen = set(first)
-    return first + [key for key in pending if key not in chosen]
+def _worker_tasks(pending: List[Tuple[str, str]], workers: int) -> List[List[Tuple[str, str]]]:
+    """``pending`` as tasks graded one after another: a gold's pairs, largest first, or single pairs.
+
+    A gold's pairs start with those the fast path cannot decide. With fewer golds than workers,
+    each pair is its own task, one pair of each gold first, so that all workers have work.
+    """
+    by_gold: "dict[str, List[Tuple[str, str]]]" = {}
+    for key in sorted(pending, key=lambda key: _facts_may_decide(*key)):  # stable: undecidable first
+        by_gold.setdefault(key[1], []).append(key)
+    groups = sorted(by_gold.values(), key=len, reverse=True)
+    if len(groups) >= workers:
+        return groups
+    return [[group[0]] for group in groups] + [[key] for group in groups for key in group[1:]]
 
 
 def reward_func(queries, prompts, labels, **kwargs):

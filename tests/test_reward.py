@@ -269,6 +269,24 @@ def test_concurrent_callers_on_a_new_gold_share_one_worker_request(lone_worker):
     assert lone_worker.worker_requests == 1
 
 
+def test_a_batch_sends_each_gold_to_one_worker():
+    golds = ["(1,2)", "[0,1]", "x^2+1", "\\{1,2\\}"]
+    answers = ["(1,3)", "(2,1)", "x+1", "[1,2)"]
+    pool = GraderPool(workers=2)
+    try:
+        verdicts = grade_batch(
+            [f"\\boxed{{{a}}}" for g in golds for a in answers], [g for g in golds for _ in answers], pool
+        )
+        assert [v.correct for v in verdicts] == [reward.verify_answer(a, g)[0] for g in golds for a in answers]
+        assert not any(v.timed_out for v in verdicts)
+        assert pool.worker_requests == 16
+        parsed = [gold for worker in pool._all for gold in worker.golds]
+        assert sorted(parsed) == sorted(golds)  # each gold parsed by one worker only
+        assert all(worker.golds for worker in pool._all)  # and both workers had work
+    finally:
+        pool.close()
+
+
 def test_learning_about_a_gold_is_bounded_in_time():
     start = time.monotonic()
     facts = reward.gold_facts("\\sin(10^{10^{6}})", time_limit=0.3)  # its value takes sympy minutes

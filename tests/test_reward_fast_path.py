@@ -159,3 +159,36 @@ def test_a_gold_that_parses_to_nothing_or_only_a_string_is_never_decided_as_a_nu
     assert fast_verdict("\\frac{12}{5,525}", "\\frac{12}{5,525}", facts) == (True, False)
     assert fast_verdict("\\frac{12}{5525}", "\\frac{12}{5,525}", facts) is None
     assert fast_verdict("5.", "5.") is None and fast_verdict("5", "5.") is None
+
+
+def test_two_stage_parsing_gives_latex2sympys_own_parses(math_test):
+    """Workers parse with SLL first, LL on a syntax error (reward.two_stage_latex_parsing): the same parses.
+
+    Every reference answer of the MATH test set, the traps and every 64th variant of each kind,
+    parsed by math-verify with latex2sympy as it ships (LL), then with the two-stage parser.
+    """
+    from latex2sympy2_extended.latex2sympy2 import _Latex2Sympy
+    from math_verify.parser import parse_latex_cached
+
+    strings = set(TRAPS)
+    for i, problem in enumerate(math_test):
+        references = {problem.target.strip(), (last_boxed(problem.solution) or problem.target).strip()}
+        strings |= references
+        for kind, variant in enumerate(VARIANTS):
+            if (i + kind) % 64 == 0:
+                strings.update(form.strip() for reference in references for form in variant(reference))
+    strings = sorted(s for s in strings if 0 < len(s) <= reward.MAX_ANSWER_CHARS)
+    plain = _Latex2Sympy.create_parser
+    assert not getattr(plain, "two_stage", False)
+    shipped = [repr(reward._parse(text)) for text in strings]
+    parse_latex_cached.cache_clear()  # math-verify's own cache of the last 20 parses
+    assert reward.two_stage_latex_parsing()
+    try:
+        assert _Latex2Sympy.create_parser.two_stage
+        two_stage = [repr(reward._parse(text)) for text in strings]
+    finally:
+        _Latex2Sympy.create_parser = plain
+    differences = [(text, a, b) for text, a, b in zip(strings, shipped, two_stage) if a != b]
+    print(f"\ntwo-stage parsing: {len(strings)} strings, {len(differences)} parses differ")
+    assert not differences, differences[:10]
+    assert sum(value.startswith("[") and value != "[]" for value in shipped) > len(strings) // 2
