@@ -20,6 +20,9 @@ problem, three graders on the same samples:
   ``asyncio.to_thread(reward_func, [query], [prompt], [label])``, the query being the chat prompt
   followed by the response and ``<|im_end|>``; its own fresh default pool (``--workers`` workers).
   p50 / p99: per call, in its thread.
+- OpenRLHF, no grading: the same calls to a reward function that returns at once: what the
+  calling pattern itself costs (asyncio.to_thread per sample), a bound on any reward function's
+  ratio under it.
 
 Prints samples/s, the ratio to the baseline, p50 / p99 latency and the verdicts that differ from
 the baseline (0 expected, timeouts excepted; exit status 1 otherwise), and how many distinct
@@ -128,16 +131,25 @@ def openrlhf_pattern(responses, golds, prompts, workers):
         correct, timed_out = out["rewards"].item() == 1.0, out["extra_logs"]["grading_timeout"].item() == 1.0
         return correct, timed_out, time.perf_counter() - t0
 
-    async def rollout():
-        calls = [asyncio.to_thread(timed, p + r + "<|im_end|>", p, g) for r, g, p in zip(responses, golds, prompts)]
-        return await asyncio.gather(*calls)
-
     start = time.perf_counter()
-    results = asyncio.run(rollout())
+    results = asyncio.run(rollout(timed, responses, golds, prompts))
     seconds = time.perf_counter() - start
     pool = module.default_pool()
     pool.close()
     return results, seconds, pool.worker_requests - warm_requests
+
+
+async def rollout(call, responses, golds, prompts):
+    """OpenRLHF's SingleTurnAgentExecutor: every sample's reward call in its own to_thread, all at once."""
+    calls = [asyncio.to_thread(call, p + r + "<|im_end|>", p, g) for r, g, p in zip(responses, golds, prompts)]
+    return await asyncio.gather(*calls)
+
+
+def pattern_alone(responses, golds, prompts):
+    """Seconds for OpenRLHF's calls to a reward function that returns at once."""
+    start = time.perf_counter()
+    asyncio.run(rollout(lambda query, prompt, label: None, responses, golds, prompts))
+    return time.perf_counter() - start
 
 
 def percentile(values, q):
@@ -181,24 +193,27 @@ def main(argv=None) -> int:
             expected, base_seconds, base_latency = fresh.submit(baseline, *workload).result()
         verdicts, batch_seconds, batch_latency, batch_pairs = batch(responses, golds, args.workers)
         calls, rlhf_seconds, rlhf_pairs = openrlhf_pattern(responses, golds, prompts, args.workers)
+        alone_seconds = pattern_alone(responses, golds, prompts)
         rows = [
             ("baseline (sequential math-verify)", base_seconds, base_latency, [], []),
             (f"grade_batch ({batch_pairs} to workers)", batch_seconds, batch_latency,
              [v.correct for v in verdicts], [v.timed_out for v in verdicts]),
             (f"OpenRLHF calls ({rlhf_pairs} to workers)", rlhf_seconds, [c[2] for c in calls],
              [c[0] for c in calls], [c[1] for c in calls]),
+            ("OpenRLHF calls, no grading (bound)", alone_seconds, [], [], []),
         ]  # fmt: skip
         for name, seconds, latency, correct, timed_out in rows:
             differ = sum(c != e for c, e, t in zip(correct, expected, timed_out) if not t)
             failed |= differ > 0
-            ratios[k, name.split()[0]] = base_seconds / seconds
-            print(f"{k:>3} {name:<34}{n / seconds:>10.0f}{base_seconds / seconds:>7.1f}x"
-                  f"{percentile(latency, 0.5) * 1e3:>8.2f}{percentile(latency, 0.99) * 1e3:>8.2f}"
+            ratios[k, name.split(" (")[0]] = base_seconds / seconds
+            p50, p99 = (f"{percentile(latency, q) * 1e3:.2f}" if latency else "" for q in (0.5, 0.99))
+            print(f"{k:>3} {name:<34}{n / seconds:>10.0f}{base_seconds / seconds:>7.1f}x{p50:>8}{p99:>8}"
                   f"{differ if correct else '':>7}{sum(timed_out) if correct else '':>9}")  # fmt: skip
         print(f"    ({n} samples, {len(distinct)} distinct (answer, gold) pairs)")
     headline = 32 if 32 in sample_counts else sample_counts[0]
     print(f"\nreward throughput at {headline} samples per problem: {ratios[headline, 'grade_batch']:.1f} times "
-          f"sequential math-verify (OpenRLHF's calling pattern: {ratios[headline, 'OpenRLHF']:.1f} times)")  # fmt: skip
+          f"sequential math-verify (OpenRLHF's calling pattern: {ratios[headline, 'OpenRLHF calls']:.1f} times; "
+          f"with no grading at all: {ratios[headline, 'OpenRLHF calls, no grading']:.1f} times)")  # fmt: skip
     return 1 if failed else 0
 
 
