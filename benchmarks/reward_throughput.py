@@ -15,6 +15,10 @@ problem, three graders on the same samples:
 - grade_batch: openrlhf_nsr.reward.grade_batch on all samples at once, fresh GraderPool (workers
   started and warmed first). p50 / p99: one grade() call per sample, in order, on another fresh
   pool (cache hits count as they would in training).
+- grade_batch bound: the work grade_batch leaves to its workers, done sequentially in a fresh
+  process warmed as a worker is (gold facts, math-verify on each pair the fast path cannot settle,
+  as a worker parses), divided by the number of workers: its time with perfect parallelism and no
+  overhead, so the ratio grade_batch could reach on these cores.
 - OpenRLHF: OpenRLHF 0.11.2's own calling pattern (openrlhf/utils/agent.py, SingleTurnAgentExecutor):
   reward.py loaded by path, then for every sample of every prompt at once
   ``asyncio.to_thread(reward_func, [query], [prompt], [label])``, the query being the chat prompt
@@ -35,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import importlib.util
 import multiprocessing
 import os
@@ -84,6 +89,27 @@ def baseline(path: Path, problems: int, samples: int, seed: int):
         verdicts.append(answer is not None and verify_answer(answer, gold)[0])
         latency.append(time.perf_counter() - t0)
     return verdicts, time.perf_counter() - start, latency
+
+
+def workers_share(path: Path, problems: int, samples: int, seed: int):
+    """The work grade_batch leaves to workers, in one process: (seconds, pairs)."""
+    reward.two_stage_latex_parsing()
+    for answer, gold in WARMUP:
+        verify_answer(answer, gold)
+    responses, golds, _ = build_workload(path, problems, samples, seed)
+    distinct = [key for key in dict.fromkeys(zip(map(last_boxed, responses), golds)) if key[0] is not None]
+    pending = [key for key in distinct if reward.fast_verdict(*key) is None]
+    parse = functools.lru_cache(maxsize=reward.PARSE_CACHE_SIZE)(reward._parse)
+    facts, pairs, seconds = {}, 0, 0.0
+    for answer, gold in (key for task in reward._worker_tasks(pending, 1) for key in task):
+        start = time.perf_counter()
+        if gold not in facts:
+            facts[gold] = reward.gold_facts(gold, parse)
+        if reward.fast_verdict(answer, gold, facts[gold]) is None:
+            verify_answer(answer, gold, parse)
+            pairs += 1
+        seconds += time.perf_counter() - start
+    return seconds, pairs
 
 
 def warm_up(grade_many, workers: int) -> None:
@@ -191,6 +217,8 @@ def main(argv=None) -> int:
         distinct = set(zip(map(last_boxed, responses), golds))
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as fresh:
             expected, base_seconds, base_latency = fresh.submit(baseline, *workload).result()
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as fresh:
+            share_seconds, share_pairs = fresh.submit(workers_share, *workload).result()
         verdicts, batch_seconds, batch_latency, batch_pairs = batch(responses, golds, args.workers)
         calls, rlhf_seconds, rlhf_pairs = openrlhf_pattern(responses, golds, prompts, args.workers)
         alone_seconds = pattern_alone(responses, golds, prompts)
@@ -198,6 +226,7 @@ def main(argv=None) -> int:
             ("baseline (sequential math-verify)", base_seconds, base_latency, [], []),
             (f"grade_batch ({batch_pairs} to workers)", batch_seconds, batch_latency,
              [v.correct for v in verdicts], [v.timed_out for v in verdicts]),
+            (f"grade_batch bound ({share_pairs} / {args.workers})", share_seconds / args.workers, [], [], []),
             (f"OpenRLHF calls ({rlhf_pairs} to workers)", rlhf_seconds, [c[2] for c in calls],
              [c[0] for c in calls], [c[1] for c in calls]),
             ("OpenRLHF calls, no grading (bound)", alone_seconds, [], [], []),
