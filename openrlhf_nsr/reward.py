@@ -66,9 +66,10 @@ def _usable_cpus() -> int:
 
 
 DEFAULT_TIMEOUT = float(os.environ.get("OPENRLHF_NSR_REWARD_TIMEOUT", "5"))
-# One worker per usable core: grading is CPU-bound, so fewer leave cores idle in batch grading
-# and more only compete for them (README, "The math reward"). The cap bounds the memory (about
-# 70 MB a worker) and start-up of the pool each rollout actor holds on a large node.
+# Up to one worker per usable core: grading is CPU-bound, so fewer leave cores idle in batch
+# grading and more only compete for them (README, "The math reward"). Workers start only when a
+# pair finds all busy; the cap bounds the memory (about 70 MB a worker) of the pool each rollout
+# actor holds on a large node.
 MAX_DEFAULT_WORKERS = 32
 DEFAULT_WORKERS = int(os.environ.get("OPENRLHF_NSR_REWARD_WORKERS", "0")) or min(MAX_DEFAULT_WORKERS, _usable_cpus())
 # The longest gold answer in the paper's MATH / AIME 2025 / AMC23 sets is 77 characters.
@@ -479,7 +480,7 @@ def _worker_main() -> None:  # pragma: no cover - runs in the worker subprocess
     if sys.platform.startswith("linux"):
         import ctypes
 
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the parent
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the parent (its spawning thread)
     here = os.path.dirname(os.path.abspath(__file__))  # run as a script: don't import siblings by accident
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
@@ -503,16 +504,17 @@ def _worker_main() -> None:  # pragma: no cover - runs in the worker subprocess
         protocol.write(json.dumps([key, correct, gold_ok, known]) + "\n")
 
 
+# Linux sends PR_SET_PDEATHSIG when the *thread* that started the worker exits, not the process:
+# workers are started from this one thread, which lives as long as the process, never from a
+# caller's thread (grade_batch's and OpenRLHF's threads come and go).
+_spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openrlhf-nsr-grader-spawner")
+
+
 class _Worker:
     def __init__(self):
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--grader-worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=False,
-            close_fds=True,
-        )
+        command = [sys.executable, os.path.abspath(__file__), "--grader-worker"]
+        pipes = dict(stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.proc = _spawner.submit(subprocess.Popen, command, text=False, close_fds=True, **pipes).result()
         self._buffer = b""
         self._ready = False
         self._requests = 0
@@ -579,9 +581,12 @@ class GraderPool:
     """Worker processes that run math-verify with a hard per-sample wall-clock limit.
 
     Thread-safe: any number of threads may call ``grade`` at once; a pair the cache or the fast
-    path cannot settle takes an idle worker, one that has parsed its gold if there is one. A
-    worker that exceeds ``timeout`` (or dies) is killed and replaced. What workers learn about
-    each gold (GoldFacts) is kept for the fast path.
+    path cannot settle takes an idle worker, one that has parsed its gold if there is one. Workers
+    start when needed: a pair that finds every worker busy starts one more, up to ``workers``
+    (OpenRLHF loads the reward in every rollout actor, each with its own pool: most samples never
+    need a worker, and an idle one would hold about 70 MB). A worker that exceeds ``timeout`` (or
+    dies) is killed and replaced. What workers learn about each gold (GoldFacts) is kept for the
+    fast path.
     """
 
     def __init__(self, workers: int = DEFAULT_WORKERS, timeout: float = DEFAULT_TIMEOUT, cache_size: int = CACHE_SIZE):
@@ -590,7 +595,8 @@ class GraderPool:
         self.timeout = float(timeout)
         self.workers = workers
         self._idle: List[_Worker] = []
-        self._available = threading.Condition()  # guards _idle
+        self._started = 0  # workers started and not killed
+        self._available = threading.Condition()  # guards _idle and _started
         self._all: List[_Worker] = []
         self._lock = threading.Lock()
         self._cache: "collections.OrderedDict[Tuple[str, str], Tuple[bool, bool, bool]]" = collections.OrderedDict()
@@ -600,14 +606,23 @@ class GraderPool:
         self._cache_size = cache_size
         self._closed = False
         self.worker_requests = 0  # pairs sent to a worker: the rest were cached or decided by the fast path
-        for _ in range(workers):
-            self._add_worker()
 
-    def _add_worker(self) -> None:
-        worker = _Worker()
+    def _start_worker(self) -> _Worker:
+        """A new worker (its process starts now; its first request waits until it is ready)."""
+        try:
+            worker = _Worker()
+        except BaseException:
+            with self._available:
+                self._started -= 1
+                self._available.notify()
+            raise
         with self._lock:
             self._all.append(worker)
-        self._release(worker)
+            closed = self._closed
+        if closed:
+            worker.kill()
+            raise RuntimeError("GraderPool is closed")
+        return worker
 
     def _release(self, worker: _Worker) -> None:
         with self._available:
@@ -615,15 +630,21 @@ class GraderPool:
             self._available.notify()
 
     def _acquire(self, gold: str) -> _Worker:
-        """An idle worker (waits for one), preferably one that has parsed ``gold`` lately."""
+        """An idle worker, preferably one that has parsed ``gold`` lately; a new one if all are
+        busy and fewer than ``workers`` run; else the next one to be idle."""
         with self._available:
             while not self._idle:
                 if self._closed:
                     raise RuntimeError("GraderPool is closed")
+                if self._started < self.workers:
+                    self._started += 1
+                    break
                 self._available.wait()
-            worker = next((w for w in self._idle if gold in w.golds), self._idle[0])
-            self._idle.remove(worker)
-            return worker
+            else:
+                worker = next((w for w in self._idle if gold in w.golds), self._idle[0])
+                self._idle.remove(worker)
+                return worker
+        return self._start_worker()
 
     def lookup(self, answer: str, gold: str) -> Optional[Tuple[bool, bool, bool]]:
         """``grade``'s verdict if the cache or the fast path has it (no worker needed), else None."""
@@ -686,9 +707,10 @@ class GraderPool:
             with self._lock:
                 if worker in self._all:
                     self._all.remove(worker)
-                closed = self._closed
-            if not closed:
-                self._add_worker()
+            try:
+                self._release(self._start_worker())
+            except Exception:  # closed meanwhile, or no process could start: the next pair starts one
+                pass
             verdict = (False, True, True)
         else:
             worker.remember(gold)

@@ -25,6 +25,7 @@ MARGIN = 1.5  # what a call may take beyond it (kill, bookkeeping)
 @pytest.fixture(scope="module")
 def pool():
     pool = GraderPool(workers=2, timeout=LIMIT)
+    grade_batch(["\\boxed{x+1}", "\\boxed{x+2}"], ["y", "y"], pool)  # both workers started and ready
     yield pool
     pool.close()
 
@@ -201,6 +202,42 @@ def test_a_stuck_worker_is_killed_and_replaced(pool):
     assert all(w.proc.poll() is None for w in pool._all) and len(pool._all) == pool.workers
 
 
+def test_a_worker_started_from_a_thread_that_has_ended_keeps_working():
+    # Linux's PR_SET_PDEATHSIG fires when the starting *thread* exits: grade_batch's threads do
+    pool = GraderPool(workers=1, timeout=LIMIT)
+    try:
+        caller = threading.Thread(target=grade, args=("\\boxed{x+1}", "y", pool))
+        caller.start()
+        caller.join()
+        assert len(pool._all) == 1
+        verdict = grade("\\boxed{x+2}", "x+2", pool)
+        assert verdict.correct and not verdict.timed_out and pool._all[0].proc.poll() is None
+    finally:
+        pool.close()
+
+
+def test_workers_start_when_needed_up_to_the_limit():
+    pool = GraderPool(workers=2, timeout=LIMIT)
+    try:
+        assert grade_batch(["\\boxed{5}", "\\boxed{0.5}"], ["5", "\\frac12"], pool)[1].correct
+        assert pool._all == []  # the fast path settled both: no process
+        assert not grade("\\boxed{x+1}", "y", pool).correct and len(pool._all) == 1
+        assert not grade("\\boxed{x+2}", "y", pool).correct and len(pool._all) == 1  # the idle one again
+        with ThreadPoolExecutor(max_workers=1) as background:
+            stuck = background.submit(grade, "\\boxed{10^{10^{10^{10}}}}", "7", pool)  # holds a worker LIMIT s
+            deadline = time.monotonic() + LIMIT
+            while pool.worker_requests < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert not grade("\\boxed{x+3}", "y", pool).correct and len(pool._all) == 2  # all busy: one more
+            assert stuck.result().timed_out
+        assert grade("\\boxed{x+4}", "x+4", pool).correct and len(pool._all) == 2  # killed and replaced
+        with ThreadPoolExecutor(max_workers=8) as executor:
+            verdicts = list(executor.map(lambda i: grade(f"\\boxed{{x+{i}}}", "x+9", pool), range(5, 13)))
+        assert [v.correct for v in verdicts] == [i == 9 for i in range(5, 13)] and len(pool._all) == 2
+    finally:
+        pool.close()
+
+
 def test_many_threads_at_once_all_get_valid_rewards(pool):
     cases = [("\\boxed{%d}" % (i % 7), str(i % 5)) for i in range(300)] + [("\\boxed{9^{9^{9^{9^{9}}}}}", "1")]
 
@@ -338,7 +375,7 @@ def test_the_module_prints_its_path_for_plain_openrlhf():
 # ── Processes ──
 
 _PRINT_WORKERS = (
-    "import json, sys; from openrlhf_nsr.reward import grade, default_pool; grade('\\\\boxed{1}', '1'); "
+    "import json, sys; from openrlhf_nsr.reward import grade, default_pool; grade('\\\\boxed{x}', 'y'); "
     "print(json.dumps([w.proc.pid for w in default_pool()._all]), flush=True); "
 )
 
