@@ -14,14 +14,24 @@ def test_reward_throughput_runs_and_finds_the_same_verdicts_as_plain_math_verify
     rows = [
         line.split()
         for line in result.stdout.splitlines()
-        if re.match(r"\s*[23] (baseline|grade_batch|OpenRLHF)", line)
+        if re.match(r"\s*[23] (baseline|math-verify|grade_batch|OpenRLHF)", line)
     ]
-    assert [row[1] for row in rows] == ["baseline", "grade_batch", "grade_batch", "OpenRLHF", "OpenRLHF"] * 2
-    graders = [row for row in rows if row[1] != "baseline" and "bound" not in row and "(bound)" not in row]
+    assert [row[1] for row in rows] == [
+        "baseline",
+        "math-verify",
+        "grade_batch",
+        "grade_batch",
+        "OpenRLHF",
+        "OpenRLHF",
+    ] * 2
+    graders = [
+        row for row in rows if row[1] in ("grade_batch", "OpenRLHF") and "bound" not in row and "(bound)" not in row
+    ]
     assert len(graders) == 4 and all(row[-2:] == ["0", "0"] for row in graders)  # verdicts that differ, timeouts
     assert re.fullmatch(
-        r"reward throughput at 2 samples per problem: [\d.]+ times sequential math-verify \(OpenRLHF's calling "
-        r"pattern: [\d.]+ times; with no grading at all: [\d.]+ times\)",
+        r"reward throughput at 2 samples per problem: [\d.]+ times sequential math-verify, [\d.]+ times "
+        r"math-verify as documented \(OpenRLHF's calling pattern: [\d.]+ times; with no grading at all: [\d.]+ "
+        r"times\)",
         result.stdout.strip().splitlines()[-1],
     )
 
