@@ -368,7 +368,6 @@ def two_stage_latex_parsing() -> bool:
         return parser
 
     create_parser.two_stage = True
-    create_parser.plain = create
     _Latex2Sympy.create_parser = create_parser
     return True
 
