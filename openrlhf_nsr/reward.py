@@ -504,16 +504,25 @@ def _worker_main() -> None:  # pragma: no cover - runs in the worker subprocess
 
 
 # Linux sends PR_SET_PDEATHSIG when the *thread* that started the worker exits, not the process:
-# workers are started from this one thread, which lives as long as the process, never from a
-# caller's thread (grade_batch's and OpenRLHF's threads come and go).
-_spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openrlhf-nsr-grader-spawner")
+# workers are started from one thread, which lives as long as the process, never from a caller's
+# thread (grade_batch's and OpenRLHF's threads come and go). A forked child gets its own.
+_spawner: Optional[ThreadPoolExecutor] = None
+_spawner_lock = threading.Lock()
+
+
+def _spawn(command: List[str]) -> subprocess.Popen:
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openrlhf-nsr-grader-spawner")
+        spawner = _spawner
+    pipes = dict(stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    return spawner.submit(subprocess.Popen, command, text=False, close_fds=True, **pipes).result()
 
 
 class _Worker:
     def __init__(self):
-        command = [sys.executable, os.path.abspath(__file__), "--grader-worker"]
-        pipes = dict(stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        self.proc = _spawner.submit(subprocess.Popen, command, text=False, close_fds=True, **pipes).result()
+        self.proc = _spawn([sys.executable, os.path.abspath(__file__), "--grader-worker"])
         self._buffer = b""
         self._ready = False
         self._requests = 0
@@ -605,6 +614,7 @@ class GraderPool:
         self._cache_size = cache_size
         self._closed = False
         self.worker_requests = 0  # pairs sent to a worker: the rest were cached or decided by the fast path
+        self._pid = os.getpid()  # the workers belong to this process (not to a forked child)
 
     def _start_worker(self) -> _Worker:
         """A new worker (its process starts now; its first request waits until it is ready)."""
@@ -727,6 +737,8 @@ class GraderPool:
         return verdict
 
     def close(self) -> None:
+        if os.getpid() != self._pid:  # a forked child (its exit handlers too): the workers are its parent's
+            return
         with self._lock:
             self._closed = True
             workers, self._all = self._all, []
@@ -747,6 +759,18 @@ def default_pool() -> GraderPool:
             _pool = GraderPool()
             atexit.register(_pool.close)
         return _pool
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (datasets.map(num_proc=...), os.fork) starts its own workers, thread and pool:
+    its copy of the parent's spawner has no thread (it would wait forever), and the parent's
+    workers and locks are the parent's."""
+    global _spawner, _spawner_lock, _pool, _pool_lock
+    _spawner, _spawner_lock, _pool, _pool_lock = None, threading.Lock(), None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _grade_extracted(answer: Optional[str], gold, pool: GraderPool, wait: bool = True) -> Optional[Verdict]:

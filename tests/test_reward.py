@@ -396,6 +396,39 @@ def _wait_gone(pids, seconds=15):
     return not any(_alive(p) for p in pids)
 
 
+_FORKED = r"""
+import os, sys, time
+from openrlhf_nsr.reward import GraderPool, default_pool, grade
+parent = default_pool()
+assert grade("\\boxed{x+1}", "x+1").correct  # the parent's spawner thread and first worker
+parent_workers = [w.proc.pid for w in parent._all]
+pid = os.fork()
+if pid == 0:  # as datasets.map(num_proc=...) or a plain fork would
+    own = GraderPool(workers=1, timeout=5)  # a new pool starts its worker from the child's own thread
+    failed = 0 if grade("\\boxed{x+3}", "x+3", own).correct else 1
+    own.close()
+    failed |= 0 if grade("\\boxed{x+2}", "x+2").correct and default_pool() is not parent else 2
+    failed |= 0 if all(w.proc.pid not in parent_workers for w in default_pool()._all) else 4
+    sys.exit(failed)  # a normal exit: the exit handlers run, and must leave the parent's workers be
+deadline = time.monotonic() + 90
+while time.monotonic() < deadline:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        print("child", os.waitstatus_to_exitcode(status))
+        break
+    time.sleep(0.1)
+else:
+    os.kill(pid, 9)
+    print("child hung")
+print("parent", grade("\\boxed{x+4}", "x+4").correct, all(w.proc.poll() is None for w in parent._all))
+"""
+
+
+def test_a_forked_child_grades_with_its_own_workers_and_leaves_the_parents_alone():
+    out = subprocess.run([sys.executable, "-c", _FORKED], capture_output=True, text=True, timeout=180)
+    assert out.stdout.splitlines() == ["child 0", "parent True True"], out.stdout + out.stderr[-2000:]
+
+
 def test_no_orphaned_workers_after_the_caller_exits():
     out = subprocess.run([sys.executable, "-c", _PRINT_WORKERS], capture_output=True, text=True, timeout=120)
     pids = json.loads(out.stdout.strip().splitlines()[-1])
