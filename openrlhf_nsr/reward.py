@@ -710,7 +710,10 @@ class GraderPool:
 
     def _grade_in_worker(self, answer: str, gold: str) -> Tuple[bool, bool, bool]:
         worker = self._acquire(gold)
-        result = worker.grade(answer, gold, self.timeout)
+        try:
+            result = worker.grade(answer, gold, self.timeout)
+        except Exception:  # a reply it cannot read: as if dead (a worker never leaves the pool unreleased)
+            result = None
         if result is None:  # too slow or dead: kill it, start a replacement (not waited for)
             worker.kill()
             with self._lock:

@@ -202,6 +202,19 @@ def test_a_stuck_worker_is_killed_and_replaced(pool):
     assert all(w.proc.poll() is None for w in pool._all) and len(pool._all) == pool.workers
 
 
+def test_an_unreadable_reply_counts_as_a_dead_worker_and_the_pool_goes_on():
+    pool = GraderPool(workers=1, timeout=LIMIT)
+    try:
+        assert grade("\\boxed{x+1}", "x+1", pool).correct
+        pool._all[0]._buffer = b"stray bytes\n"  # read as the next reply: not the protocol's JSON
+        verdict = grade("\\boxed{x+2}", "x+2", pool)
+        assert verdict.timed_out and not verdict.correct
+        with ThreadPoolExecutor(max_workers=1) as executor:  # the lone worker slot must not be lost
+            assert executor.submit(grade, "\\boxed{x+3}", "x+3", pool).result(timeout=60).correct
+    finally:
+        pool.close()
+
+
 def test_a_worker_started_from_a_thread_that_has_ended_keeps_working():
     # Linux's PR_SET_PDEATHSIG fires when the starting *thread* exits: grade_batch's threads do
     pool = GraderPool(workers=1, timeout=LIMIT)
