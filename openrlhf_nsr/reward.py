@@ -354,15 +354,18 @@ def two_stage_latex_parsing() -> bool:
     if getattr(create, "two_stage", False):
         return True
 
-    def create_parser(self, latex_str):
-        parser = create(self, latex_str)
-        parser._interp.predictionMode = PredictionMode.SLL
+    def create_parser(self, *args, **kwargs):
+        parser = create(self, *args, **kwargs)
+        try:
+            parser._interp.predictionMode = PredictionMode.SLL
+        except Exception:  # not the parser this was written for: keep latex2sympy's own
+            return parser
 
         def math():
             try:
                 return PSParser.math(parser)
             except Exception:  # a syntax error under SLL: a fresh LL parser, as latex2sympy builds it
-                return create(self, latex_str).math()
+                return create(self, *args, **kwargs).math()
 
         parser.math = math
         return parser
