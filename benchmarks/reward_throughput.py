@@ -7,7 +7,7 @@ Workload, built from the MATH test reference solutions (realistic LaTeX) as in p
 for each problem, ``--samples`` responses drawn from its own solution (correct), the solutions of
 three other problems (wrong: a policy's few wrong modes) and truncated solutions (no parsable
 answer), so the same answers repeat many times per problem. For each number of samples per
-problem, three graders on the same samples:
+problem, on the same samples:
 
 - baseline: per sample, sequentially, in a fresh process warmed as a fresh worker is: extract the
   last boxed answer, then one math_verify.parse of the gold, one of the answer and one verify
@@ -84,15 +84,12 @@ def baseline(path: Path, problems: int, samples: int, seed: int):
     """
     for answer, gold in WARMUP:
         verify_answer(answer, gold)
-    responses, golds, _ = build_workload(path, problems, samples, seed)
-    verdicts, latency = [], []
-    start = time.perf_counter()
-    for response, gold in zip(responses, golds):
-        t0 = time.perf_counter()
+
+    def grade_one(response, gold):
         answer = last_boxed(response)
-        verdicts.append(answer is not None and verify_answer(answer, gold)[0])
-        latency.append(time.perf_counter() - t0)
-    return verdicts, time.perf_counter() - start, latency
+        return answer is not None and verify_answer(answer, gold)[0]
+
+    return sequentially(grade_one, *build_workload(path, problems, samples, seed)[:2])
 
 
 def as_documented(path: Path, problems: int, samples: int, seed: int):
@@ -101,14 +98,25 @@ def as_documented(path: Path, problems: int, samples: int, seed: int):
 
     for answer, gold in WARMUP:
         verify(parse(f"${gold}$"), parse(f"${answer}$"))
-    responses, golds, _ = build_workload(path, problems, samples, seed)
+    grade_one = lambda response, gold: bool(verify(parse(gold), parse(response)))  # noqa: E731
+    return sequentially(grade_one, *build_workload(path, problems, samples, seed)[:2])
+
+
+def sequentially(grade_one, responses, golds):
+    """(verdicts, seconds, per-sample latencies) of grade_one on every sample, one after another."""
     verdicts, latency = [], []
     start = time.perf_counter()
     for response, gold in zip(responses, golds):
         t0 = time.perf_counter()
-        verdicts.append(bool(verify(parse(gold), parse(response))))
+        verdicts.append(grade_one(response, gold))
         latency.append(time.perf_counter() - t0)
     return verdicts, time.perf_counter() - start, latency
+
+
+def in_fresh_process(function, *args):
+    """function(*args) in a fresh spawned interpreter: warmed by nothing that ran here before."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as fresh:
+        return fresh.submit(function, *args).result()
 
 
 def workers_share(path: Path, problems: int, samples: int, seed: int):
@@ -235,12 +243,9 @@ def main(argv=None) -> int:
         responses, golds, prompts = build_workload(*workload)
         n = len(responses)
         distinct = set(zip(map(last_boxed, responses), golds))
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as fresh:
-            expected, base_seconds, base_latency = fresh.submit(baseline, *workload).result()
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as fresh:
-            documented, documented_seconds, documented_latency = fresh.submit(as_documented, *workload).result()
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as fresh:
-            share_seconds, share_pairs = fresh.submit(workers_share, *workload).result()
+        expected, base_seconds, base_latency = in_fresh_process(baseline, *workload)
+        documented, documented_seconds, documented_latency = in_fresh_process(as_documented, *workload)
+        share_seconds, share_pairs = in_fresh_process(workers_share, *workload)
         verdicts, batch_seconds, batch_latency, batch_pairs = batch(responses, golds, args.workers)
         calls, rlhf_seconds, rlhf_pairs = openrlhf_pattern(responses, golds, prompts, args.workers)
         alone_seconds = pattern_alone(responses, golds, prompts)
