@@ -7,6 +7,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 STAMP := $(VENV)/.installed
+# the OpenRLHF version the adapter is tested with (its one definition: openrlhf_nsr/openrlhf_contract.py)
+OPENRLHF := $(shell sed -n 's/^TESTED_OPENRLHF = "\(.*\)"/\1/p' openrlhf_nsr/openrlhf_contract.py)
 
 .PHONY: run test e2e env clean
 
@@ -26,7 +28,7 @@ $(STAMP): setup.py requirements/constraints.txt requirements/openrlhf-cpu.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -c requirements/constraints.txt torch
 	$(PIP) install -c requirements/constraints.txt -r requirements/openrlhf-cpu.txt
-	$(PIP) install --no-deps openrlhf==0.11.2
+	$(PIP) install --no-deps openrlhf==$(OPENRLHF)
 	$(PIP) install -c requirements/constraints.txt -e '.[test]'
 	touch $(STAMP)
 

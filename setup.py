@@ -1,4 +1,11 @@
+import re
+
 from setuptools import find_packages, setup
+
+# The OpenRLHF version the adapter is tested with: its one definition, in openrlhf_contract.py.
+TESTED_OPENRLHF = re.search(
+    r'^TESTED_OPENRLHF = "([^"]+)"', open("openrlhf_nsr/openrlhf_contract.py", encoding="utf-8").read(), re.M
+).group(1)
 
 setup(
     name="openrlhf-nsr",
@@ -28,7 +35,7 @@ setup(
     ],
     extras_require={
         # GPU cluster: OpenRLHF with vLLM (see README "Install on a GPU cluster").
-        "openrlhf": ["openrlhf[vllm]==0.11.2"],
+        "openrlhf": [f"openrlhf[vllm]=={TESTED_OPENRLHF}"],
         "test": ["pytest>=8", "ruff==0.14.*"],
     },
 )

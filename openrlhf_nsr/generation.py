@@ -101,9 +101,9 @@ class VLLMBackend:
         try:
             from vllm import LLM
         except ImportError as err:
-            raise RuntimeError(
-                "the vllm backend needs vLLM (a GPU install): pip install 'openrlhf[vllm]==0.11.2'"
-            ) from err
+            from openrlhf_nsr.openrlhf_contract import INSTALL_OPENRLHF
+
+            raise RuntimeError(f"the vllm backend needs vLLM (a GPU install): {INSTALL_OPENRLHF}") from err
         self.llm = LLM(
             model=model,
             tensor_parallel_size=tensor_parallel_size,

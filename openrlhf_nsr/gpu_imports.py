@@ -18,8 +18,10 @@ import sys
 import types
 from typing import List
 
+from openrlhf_nsr.openrlhf_contract import INSTALL_OPENRLHF
+
 GPU_PACKAGES = ("vllm", "flash_attn")
-INSTALL = "pip install 'openrlhf[vllm]==0.11.2'  (vLLM and flash-attn, on a machine with CUDA)"
+INSTALL = f"{INSTALL_OPENRLHF}  (vLLM and flash-attn, on a machine with CUDA)"
 
 
 def missing() -> List[str]:

@@ -15,23 +15,49 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.metadata
 import inspect
 from dataclasses import dataclass
 from typing import List, Tuple
 
+# The OpenRLHF the adapter supports: the one constant (setup.py, the Makefile, gpu_imports.py and
+# generation.py read it from here).
+SUPPORTED_OPENRLHF = "0.11"
+TESTED_OPENRLHF = "0.11.2"
+INSTALL_OPENRLHF = f"pip install 'openrlhf[vllm]=={TESTED_OPENRLHF}'"
+
 EXPERIENCE_MAKER = "openrlhf.trainer.ppo_utils.experience_maker"
 TRAINER = "openrlhf.trainer.ppo_trainer"
 TRAINER_ASYNC = "openrlhf.trainer.ppo_trainer_async"
+REPLAY_BUFFER = "openrlhf.trainer.ppo_utils.replay_buffer"
 # Used by the patched modules without being patched: checked with the module that uses them.
 DEPENDENCIES = {
     EXPERIENCE_MAKER: ("openrlhf.models.utils", "openrlhf.trainer.ppo_utils.experience"),
-    "openrlhf.trainer.ray.ppo_actor": ("openrlhf.utils.loss_utils", "openrlhf.trainer.ppo_utils.replay_buffer"),
+    "openrlhf.trainer.ray.ppo_actor": ("openrlhf.utils.loss_utils", REPLAY_BUFFER),
+    REPLAY_BUFFER: ("openrlhf.utils.seqlen_balancing", "openrlhf.utils.loss_utils"),
 }
 ACTOR = "openrlhf.trainer.ray.ppo_actor"
 
 
 class ContractError(RuntimeError):
     """The installed OpenRLHF lacks a name the adapter relies on."""
+
+
+def check_version() -> str:
+    """The installed OpenRLHF's version; RuntimeError with the install command if it is not 0.11.x."""
+    try:
+        version = importlib.metadata.version("openrlhf")
+    except importlib.metadata.PackageNotFoundError:
+        raise RuntimeError(
+            f"OpenRLHF is not installed. openrlhf_nsr supports OpenRLHF {SUPPORTED_OPENRLHF}.x "
+            f"(tested with {TESTED_OPENRLHF}): {INSTALL_OPENRLHF}"
+        ) from None
+    if version.split(".")[:2] != SUPPORTED_OPENRLHF.split("."):
+        raise RuntimeError(
+            f"openrlhf_nsr supports OpenRLHF {SUPPORTED_OPENRLHF}.x (tested with {TESTED_OPENRLHF}), "
+            f"found {version}: {INSTALL_OPENRLHF}"
+        )
+    return version
 
 
 @dataclass(frozen=True)
@@ -58,7 +84,8 @@ CONTRACT: List[Need] = [
          params=("self", "actor_model_group", "critic_model_group", "reward_model_group", "initial_model_group",
                  "kl_controller", "strategy", "tokenizer"), keys=("self.tokenizer",)),
     Need(EXPERIENCE_MAKER, "RemoteExperienceMaker.split_rollout_samples", "wrapped: drop mode lays out the kept "
-         "samples across the actor ranks", params=("self", "rollout_samples")),
+         "samples across the actor ranks (OpenRLHF's own split with dynamic batching)",
+         params=("self", "rollout_samples"), keys=("dynamic_batch_enable", "sample.index")),
     Need("openrlhf.trainer.ppo_utils.experience", "Experience.concat_experiences", "the kept samples' micro-batches",
          params=("experiences_list", "pad_token_id")),
     Need("openrlhf.models.utils", "compute_reward", "OpenRLHF's own per-token reward with optional in-reward KL",
@@ -85,14 +112,26 @@ CONTRACT: List[Need] = [
          keys=("iter_grad_accum_global_norm", "num_action_tokens", "weights", "metrics", "self.strategy")),
     Need(ACTOR, "ActorPPOTrainer.__init__", "drop mode reads the replay buffer and the micro-batch size",
          keys=("self.replay_buffer", "self.micro_train_batch_size")),
-    Need("openrlhf.trainer.ppo_utils.replay_buffer", "NaiveReplayBuffer", "drop mode collates its kept samples",
-         keys=("self.items", "def collate_fn")),
+    Need(REPLAY_BUFFER, "NaiveReplayBuffer", "drop mode collates its kept samples and, with dynamic batching, "
+         "sets the fields OpenRLHF's dynamic path reads",
+         keys=("self.items", "def collate_fn", "self.dynamic_indices", "self.dynamic_sample_loss_scale",
+               "self.dynamic_batch_num_tokens", "self.dynamic_global_batch_size", "self.dynamic_optimizer_step",
+               "self.sample_batch_size")),
+    Need(REPLAY_BUFFER, "NaiveReplayBuffer.setup_dynamic_batch", "wrapped: drop mode plans optimiser steps of kept "
+         "samples under dynamic batching", params=("self", "strategy")),
+    Need("openrlhf.utils.seqlen_balancing", "get_minimum_num_micro_batch_size", "drop mode: micro-batches per "
+         "step from the token budget", params=("total_lengths", "max_tokens_per_gpu", "ring_attn_size",
+                                              "ds_tensor_parallel_size")),
+    Need("openrlhf.utils.seqlen_balancing", "get_seqlen_balanced_partitions", "drop mode: OpenRLHF's token "
+         "balancing inside a step", params=("seqlen_list", "k_partitions", "equal_size")),
+    Need("openrlhf.utils.loss_utils", "get_loss_batch_info", "the dynamic path's normalisers come from the replay "
+         "buffer drop mode fills", keys=("dynamic_batch_num_tokens", "dynamic_global_batch_size")),
     Need("openrlhf.utils.loss_utils", "_get_dp_group", "drop mode: the data-parallel group", params=("strategy",)),
     Need("openrlhf.utils.loss_utils", "_optimizer_step_loss_norm", "drop mode: OpenRLHF's normalisers of one "
          "optimiser step", params=("masks", "dp_group", "dp_size", "gas")),
-    Need(ACTOR, "ActorPPOTrainer.training_step", "wrapped: its returned metrics of a micro-batch with no token",
-         params=("self", "experience", "kl_ctl", "step", "loss_batch_info"),
-         keys=("metrics", "weights", "num_action_tokens", "num_samples")),
+    Need(ACTOR, "ActorPPOTrainer.training_step", "wrapped: its returned metrics of a micro-batch with no token; "
+         "steps where drop mode's dynamic layout says", params=("self", "experience", "kl_ctl", "step", "loss_batch_info"),
+         keys=("metrics", "weights", "num_action_tokens", "num_samples", "dynamic_optimizer_step")),
     # The wrapper CLI (train_ppo_ray.py), which also checks PARSER_DESTS on OpenRLHF's parser
     Need("openrlhf.utils.config", "hierarchize", "hooked: the resolved config for --dry_run", params=("args",)),
 ]  # fmt: skip
@@ -154,13 +193,10 @@ def check(module) -> None:
     """Raise ContractError naming every broken name of ``module`` before the adapter touches it."""
     found = problems(module)
     if found:
-        from openrlhf_nsr.openrlhf_patch import SUPPORTED_OPENRLHF, TESTED_OPENRLHF
-
         version = getattr(importlib.import_module("openrlhf"), "__version__", "unknown")
         raise ContractError(
             f"openrlhf_nsr cannot patch this OpenRLHF ({version}); it supports {SUPPORTED_OPENRLHF}.x, tested with "
-            f"{TESTED_OPENRLHF} (pip install 'openrlhf[vllm]=={TESTED_OPENRLHF}'). What changed:\n  - "
-            + "\n  - ".join(found)
+            f"{TESTED_OPENRLHF} ({INSTALL_OPENRLHF}). What changed:\n  - " + "\n  - ".join(found)
         )
 
 
@@ -169,7 +205,7 @@ def check_parser(dests) -> None:
     if lost:
         raise ContractError(
             f"OpenRLHF's train_ppo_ray parser has no flag {', '.join('--' + d for d in lost)}, which openrlhf_nsr "
-            "reads: install the supported OpenRLHF 0.11.x"
+            f"reads: install the supported OpenRLHF {SUPPORTED_OPENRLHF}.x ({INSTALL_OPENRLHF})"
         )
 
 

@@ -26,21 +26,17 @@ that never imports the training code never loads it.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import importlib
 import importlib.abc
-import importlib.metadata
 import sys
 import threading
 
 import torch
 
-from openrlhf_nsr import diversity, kept_batches, objectives, openrlhf_contract, schedules
+from openrlhf_nsr import diversity, drop_mode, objectives, openrlhf_contract, schedules
 from openrlhf_nsr import reward as reward_lib
 
-SUPPORTED_OPENRLHF = "0.11"
-TESTED_OPENRLHF = "0.11.2"
 SETUP_HOOK = "openrlhf_nsr.openrlhf_patch.setup_worker"
 # Logged as train/rollout/<key> next to OpenRLHF's own rollout/ metrics.
 ROLLOUT_METRIC_PREFIX = "rollout/"
@@ -49,42 +45,8 @@ ROLLOUT_METRIC_PREFIX = "rollout/"
 _EMPTY_MICRO_BATCH_TOKENS = 1e-6
 
 
-def check_openrlhf_version() -> str:
-    try:
-        version = importlib.metadata.version("openrlhf")
-    except importlib.metadata.PackageNotFoundError:
-        raise RuntimeError(
-            f"OpenRLHF is not installed. openrlhf_nsr supports OpenRLHF {SUPPORTED_OPENRLHF}.x "
-            f"(tested with {TESTED_OPENRLHF}): pip install 'openrlhf[vllm]=={TESTED_OPENRLHF}'"
-        ) from None
-    if version.split(".")[:2] != SUPPORTED_OPENRLHF.split("."):
-        raise RuntimeError(
-            f"openrlhf_nsr supports OpenRLHF {SUPPORTED_OPENRLHF}.x (tested with {TESTED_OPENRLHF}), "
-            f"found {version}: pip install 'openrlhf[vllm]=={TESTED_OPENRLHF}'"
-        )
-    return version
-
-
 def is_objective(args) -> bool:
     return args.algo.advantage.estimator in objectives.objective_names()
-
-
-def removes_samples(args) -> bool:
-    """psr / nsr in drop mode: the samples that carry no gradient are removed before the experience
-    maker's forward passes and the kept ones trained on in optimiser steps of ``--train.batch_size``
-    (kept_batches.py). With dynamic batching, ring attention or tensor parallelism (whose batch
-    layouts OpenRLHF builds itself) they are masked instead: same update per step, no compute saved."""
-    adv = args.algo.advantage
-    if not is_objective(args) or not objectives.get_objective(adv.estimator).ignores_samples:
-        return False
-    if (getattr(adv, "ignored_samples", None) or objectives.DEFAULT_IGNORED_SAMPLES) != "drop":
-        return False
-    train, ds = args.train, args.ds
-    return (
-        not getattr(train, "dynamic_batch_enable", False)
-        and getattr(ds, "ring_attn_size", 1) == 1
-        and getattr(ds, "tensor_parallel_size", 1) == 1
-    )
 
 
 # ── RemoteExperienceMaker ──
@@ -179,13 +141,13 @@ def compute_objective_advantages(maker, experiences, arguments: dict):
         experience.info["return"] = reward.sum(dim=-1)
         experience.kl = None
         if mode == "drop":
-            drop_samples(experience, ~carries_grad)
+            drop_mode.mask_samples(experience, ~carries_grad)
 
         all_correct.append(correct)
         all_carries.append(carries_grad)
         all_indices.extend(experience.index)
 
-    if getattr(maker, "nsr_removing", False):
+    if drop_mode.state_of(maker).removing:
         return {}  # the kept samples are no longer whole prompts: train_step took the diagnostics before
     # Diagnostics per prompt: restore the rollout order, where a prompt's n samples are contiguous.
     order = torch.empty(len(all_indices), dtype=torch.long)
@@ -194,23 +156,6 @@ def compute_objective_advantages(maker, experiences, arguments: dict):
         torch.cat(all_correct)[order], torch.cat(all_carries)[order], args.rollout.n_samples_per_prompt
     )
     return {ROLLOUT_METRIC_PREFIX + k: v for k, v in stats.items()}
-
-
-def drop_samples(experience, dropped: torch.Tensor) -> None:
-    """Turn the ``dropped`` samples of ``experience`` into padding.
-
-    OpenRLHF treats action-mask-0 positions as padding everywhere (actor log-probs, policy,
-    entropy and KL losses, the optimiser-step token count, dynamic batching), so the update is
-    the one computed on the batch without them. Their per-token tensors are zeroed like padding.
-    """
-    if not dropped.any():
-        return
-    pad = dropped.unsqueeze(-1).to(experience.action_mask.device)
-    experience.action_mask = experience.action_mask.masked_fill(pad, 0)
-    for field in ("action_log_probs", "base_action_log_probs", "rollout_log_probs", "advantages", "returns"):
-        value = getattr(experience, field)
-        if isinstance(value, torch.Tensor):
-            setattr(experience, field, value.masked_fill(pad.to(value.device), 0))
 
 
 def _patch_experience_maker(module) -> None:
@@ -224,7 +169,7 @@ def _patch_experience_maker(module) -> None:
         entropy = diversity.token_entropy(
             (e.action_log_probs for e in experiences), (e.action_mask for e in experiences)
         )
-        if getattr(self, "nsr_removing", False):
+        if drop_mode.state_of(self).removing:
             # Only the kept samples went through the forward pass: their entropy, under its own
             # name; the whole batch's other metrics were taken before removal (train_step).
             stats = {ROLLOUT_METRIC_PREFIX + "entropy_kept": entropy}
@@ -247,37 +192,11 @@ def _patch_experience_maker(module) -> None:
 
     @functools.wraps(split_original)
     def split_rollout_samples(self, rollout_samples):
-        if not getattr(self, "nsr_removing", False):
+        if not drop_mode.state_of(self).removing:
             return split_original(self, rollout_samples)
-        return split_kept_samples(self, rollout_samples)
+        return drop_mode.split_kept_samples(self, rollout_samples, split_original)
 
     cls.split_rollout_samples = split_rollout_samples
-
-
-def _placeholder(sample):
-    """A copy of ``sample`` with no kept token: fills a rank's micro-batch, adds nothing to the update."""
-    return dataclasses.replace(sample, action_mask=torch.zeros_like(sample.action_mask), info=dict(sample.info))
-
-
-def split_kept_samples(maker, samples):
-    """The kept samples as micro-batches OpenRLHF hands to the actor ranks in contiguous chunks: dealt
-    round robin, so every rank gets the same number of micro-batches and of samples (+-1)."""
-    from openrlhf.trainer.ppo_utils.experience import Experience
-
-    args = maker.strategy.args
-    world = args.actor.num_nodes * args.actor.num_gpus_per_node
-    shares = kept_batches.rank_shares(len(samples), world, args.rollout.micro_batch_size)
-    parts = []
-    for rank, sizes in enumerate(shares):
-        dealt, start = samples[rank::world], 0
-        for size in sizes:
-            parts.append(dealt[start : start + size] if size else [_placeholder(samples[0])])
-            start += size
-    position = 0
-    for part in parts:
-        for sample in part:
-            sample.index, position = [position], position + 1
-    return [Experience.concat_experiences(part, maker.tokenizer.pad_token_id) for part in parts]
 
 
 # ── PPOTrainer / TrainingActor: metrics ──
@@ -347,13 +266,14 @@ def _patch_trainer(module) -> None:
     @functools.wraps(stats_original)
     def _compute_rollout_stats(self, experiences):
         maker = self.experience_maker
+        state = drop_mode.state_of(maker)
         stats = stats_original(self, experiences)
         stats.update(getattr(maker, "nsr_rollout_stats", None) or {})
-        stats.update(getattr(maker, "nsr_batch_stats", None) or {})  # the whole batch's, taken before removal
-        maker.nsr_rollout_stats = maker.nsr_batch_stats = None
+        stats.update(state.batch_stats or {})  # drop mode: the whole batch's, taken before removal
+        maker.nsr_rollout_stats = state.batch_stats = None
         return stats
 
-    def batch_stats(self, rollout_samples):
+    def whole_batch_stats(self, rollout_samples):
         """Every rollout/ metric of the whole batch, before its samples with no gradient are removed."""
         args = self.args
         for position, sample in enumerate(rollout_samples):
@@ -364,27 +284,18 @@ def _patch_trainer(module) -> None:
         _, carries_grad = objectives.compute_advantages(args.algo.advantage.estimator, correct)
         figure4 = objectives.rollout_stats(correct, carries_grad, args.rollout.n_samples_per_prompt)
         stats.update({ROLLOUT_METRIC_PREFIX + k: v for k, v in figure4.items()})
-        return stats, carries_grad
+        return stats
 
     @functools.wraps(step_original)
     def train_step(self, rollout_samples, global_step):
         # OpenRLHF's step counter reaches the advantages: the experience maker runs in this process,
         # inside this call. Step numbers are the ones this batch is logged under (first batch: 1).
-        maker = self.experience_maker
-        maker.nsr_step = global_step + 1
+        self.experience_maker.nsr_step = global_step + 1
         # The reward is known when generation ends (OpenRLHF runs the reward function in the rollout):
         # drop mode removes the samples with no gradient before any forward pass.
-        if not removes_samples(self.args) or any(s.rewards is None for s in rollout_samples):
+        if not drop_mode.removes_samples(self.args) or any(s.rewards is None for s in rollout_samples):
             return step_original(self, rollout_samples, global_step)
-        stats, carries_grad = batch_stats(self, rollout_samples)
-        kept = [sample for sample, keep in zip(rollout_samples, carries_grad.tolist()) if keep]
-        if not kept:  # nothing to learn from: no forward pass, no optimiser step, weights unchanged
-            return stats, global_step + 1
-        maker.nsr_batch_stats, maker.nsr_removing = stats, True
-        try:
-            return step_original(self, kept, global_step)
-        finally:
-            maker.nsr_removing = False
+        return drop_mode.train_step(self, rollout_samples, global_step, step_original, whole_batch_stats)
 
     _patch_eval_metrics(module)
     for target in (cls, *_ray_copies(module, cls)):
@@ -405,49 +316,6 @@ def _nonzero_normalisers(loss_batch_info):
     return info
 
 
-def kept_micro_batches(strategy, replay_buffer, micro_batch_size, accumulated_gradient, mask_fn):
-    """(micro-batch, normalisers) of this rank, in optimiser steps of ``--train.batch_size`` kept samples.
-
-    Replaces OpenRLHF's fixed schedule (DataLoader over the replay buffer, drop_last, gas micro-batches
-    per step) when samples were removed: all ranks agree on the layout (kept_batches.py) from their
-    counts; each micro-batch carries ``nsr_boundary``, True on its step's last one, which becomes
-    DeepSpeed's gradient-accumulation boundary (training_step). The normalisers are OpenRLHF's own
-    for one optimiser step: its kept tokens summed over the step's micro-batches and all ranks.
-    """
-    import torch.distributed as dist
-    from openrlhf.utils import loss_utils
-
-    items = [item for item in replay_buffer.items if item.action_mask.any()]
-    spare = items[0] if items else next(iter(replay_buffer.items), None)
-    items = [items[i] for i in torch.randperm(len(items)).tolist()]  # shuffled, as OpenRLHF's DataLoader
-    dp_group = loss_utils._get_dp_group(strategy)
-    distributed = dist.is_available() and dist.is_initialized()
-    world = dist.get_world_size(group=dp_group) if distributed else 1
-    rank = dist.get_rank(group=dp_group) if distributed else 0
-    # on the device OpenRLHF's own normaliser reduces on: DeepSpeed's GPU group (NCCL) takes no CPU tensor
-    device = torch.cuda.current_device() if torch.cuda.is_available() else "cpu"
-    counts = torch.zeros(world, dtype=torch.long, device=device)
-    counts[rank] = len(items)
-    if distributed:
-        dist.all_reduce(counts, group=dp_group)
-    plan = kept_batches.plan_optimizer_steps(counts.tolist(), strategy.args.train.batch_size, micro_batch_size)
-    strategy.nsr_optimizer_steps = getattr(strategy, "nsr_optimizer_steps", 0) + len(plan[rank])
-    start = 0
-    for step in plan[rank]:
-        batches = []
-        for size in step:
-            if size == 0 and spare is None:
-                raise RuntimeError("this actor rank received no sample at all: cannot keep the ranks in step")
-            batches.append(replay_buffer.collate_fn(items[start : start + size] if size else [_placeholder(spare)]))
-            start += size
-        info = loss_utils._optimizer_step_loss_norm(
-            [mask_fn(batch) for batch in batches], dp_group, world, max(int(accumulated_gradient), 1)
-        )
-        for i, batch in enumerate(batches):
-            batch.nsr_boundary = i == len(batches) - 1
-            yield batch, _nonzero_normalisers(info)
-
-
 def _patch_actor(module) -> None:
     iter_original = module.iter_grad_accum_global_norm
     info_original = module.get_loss_batch_info
@@ -456,24 +324,17 @@ def _patch_actor(module) -> None:
 
     @functools.wraps(train_original)
     def ppo_train(self, kl_ctl):
-        if not removes_samples(self.args):
+        if not drop_mode.removes_samples(self.args):
             return train_original(self, kl_ctl)
-        # OpenRLHF's own loop (metrics, training_step) over our micro-batches: the iterator below
-        # finds the replay buffer on the strategy, one per actor process.
-        self.strategy.nsr_kept_samples = (self.replay_buffer, self.micro_train_batch_size)
-        self.strategy.nsr_optimizer_steps = 0
-        try:
-            status = train_original(self, kl_ctl)
-        finally:
-            self.strategy.nsr_kept_samples = None
-        status["optimizer_steps"] = float(self.strategy.nsr_optimizer_steps)  # over all epochs
-        return status
+        return drop_mode.ppo_train(self, kl_ctl, train_original)
 
     @functools.wraps(iter_original)
     def iter_grad_accum_global_norm(data_iter, strategy, accumulated_gradient, mask_fn):
-        kept = getattr(strategy, "nsr_kept_samples", None)
+        kept = drop_mode.state_of(strategy).kept
         if kept is not None:
-            yield from kept_micro_batches(strategy, *kept, accumulated_gradient, mask_fn)
+            yield from drop_mode.kept_micro_batches(
+                strategy, *kept, accumulated_gradient, mask_fn, normalisers=_nonzero_normalisers
+            )
             return
         batches = iter_original(data_iter, strategy, accumulated_gradient, mask_fn)
         if not is_objective(strategy.args):
@@ -489,7 +350,7 @@ def _patch_actor(module) -> None:
 
     @functools.wraps(step_original)
     def training_step(self, experience, *args, **kwargs):
-        boundary = getattr(experience, "nsr_boundary", None)
+        boundary = drop_mode.state_of(self.strategy).boundary
         if boundary is not None:  # a planned step: DeepSpeed steps after its last micro-batch, not every gas
             self.actor.model.set_gradient_accumulation_boundary(boundary)
         status = step_original(self, experience, *args, **kwargs)
@@ -509,6 +370,18 @@ def _patch_actor(module) -> None:
     module.ActorPPOTrainer.ppo_train = ppo_train
 
 
+def _patch_replay_buffer(module) -> None:
+    original = module.NaiveReplayBuffer.setup_dynamic_batch
+
+    @functools.wraps(original)
+    def setup_dynamic_batch(self, strategy):
+        if not drop_mode.removes_samples(strategy.args):
+            return original(self, strategy)
+        return drop_mode.setup_kept_dynamic_batch(self, strategy)
+
+    module.NaiveReplayBuffer.setup_dynamic_batch = setup_dynamic_batch
+
+
 # ── Installation ──
 
 _PATCHES = {
@@ -516,6 +389,7 @@ _PATCHES = {
     "openrlhf.trainer.ppo_trainer": _patch_trainer,
     "openrlhf.trainer.ppo_trainer_async": _patch_eval_metrics,  # imports compute_eval_metrics by name
     "openrlhf.trainer.ray.ppo_actor": _patch_actor,
+    "openrlhf.trainer.ppo_utils.replay_buffer": _patch_replay_buffer,
 }
 _PATCHED_FLAG = "_openrlhf_nsr_patched"
 _lock = threading.RLock()
@@ -575,7 +449,7 @@ def apply() -> None:
     Modules already imported are patched now; the others when (if ever) they are imported.
     Raises RuntimeError if the installed OpenRLHF is not 0.11.x.
     """
-    check_openrlhf_version()
+    openrlhf_contract.check_version()
     with _lock:
         if not any(isinstance(finder, _PostImportPatcher) for finder in sys.meta_path):
             sys.meta_path.insert(0, _PostImportPatcher())

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import openrlhf_nsr.openrlhf_patch as openrlhf_patch
-from openrlhf_nsr import objectives, train_ppo_ray
+from openrlhf_nsr import objectives, openrlhf_contract, train_ppo_ray
 
 BASE = ["--actor.model_name_or_path", "/models/policy", "--reward.remote_url", "/rewards/math.py"]
 
@@ -217,7 +217,7 @@ def test_ray_init_gets_the_worker_setup_hook_next_to_openrlhfs_env_vars(monkeypa
 
 
 def test_an_unsupported_openrlhf_version_fails_at_start_naming_the_supported_one(monkeypatch, capsys):
-    monkeypatch.setattr(openrlhf_patch.importlib.metadata, "version", lambda name: "0.12.0")
+    monkeypatch.setattr(openrlhf_contract.importlib.metadata, "version", lambda name: "0.12.0")
     assert train_ppo_ray.main(BASE + ["--algo.advantage.estimator", "nsr", "--dry_run"]) == 2
     err = capsys.readouterr().err
     assert "supports OpenRLHF 0.11.x" in err and "found 0.12.0" in err

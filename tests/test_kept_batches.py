@@ -1,6 +1,6 @@
 """Drop mode removes the samples with no gradient and trains on optimiser steps of kept samples.
 
-The layout (kept_batches.py) on its own, then OpenRLHF's own ActorPPOTrainer.ppo_train through the
+The layout (drop_mode.py) on its own, then OpenRLHF's own ActorPPOTrainer.ppo_train through the
 adapter's removal schedule, compared with the update computed by hand on the reduced batch in one
 process: with one actor rank, and with two ranks in data parallel (torch.distributed over gloo, a
 stand-in for DeepSpeed that averages gradients across ranks at the boundary the adapter sets).
@@ -20,14 +20,14 @@ from openrlhf.models import PolicyLoss
 from openrlhf.trainer.ppo_utils.experience import make_experience_batch
 from test_actor_training import VOCAB, tiny_actor, trainer_for
 
-from openrlhf_nsr import kept_batches
+from openrlhf_nsr import drop_mode
 
 # ── the layout ──
 
 
 @pytest.mark.parametrize("count,world,micro", [(13, 2, 8), (1, 2, 8), (0, 2, 4), (64, 4, 4), (5, 1, 2), (7, 3, 1)])
 def test_rank_shares_deal_every_kept_sample_with_equal_micro_batch_counts(count, world, micro):
-    shares = kept_batches.rank_shares(count, world, micro)
+    shares = drop_mode.rank_shares(count, world, micro)
     assert sum(map(sum, shares)) == count and len(shares) == world
     assert len({len(s) for s in shares}) == 1  # the same number of micro-batches on every rank
     assert max(map(sum, shares)) - min(map(sum, shares)) <= 1
@@ -47,7 +47,7 @@ def test_rank_shares_deal_every_kept_sample_with_equal_micro_batch_counts(count,
     ],
 )
 def test_plan_steps_of_batch_size_kept_samples_ranks_in_lockstep(counts, batch, micro):
-    plan = kept_batches.plan_optimizer_steps(counts, batch, micro)
+    plan = drop_mode.plan_optimizer_steps(counts, batch, micro)
     total = sum(counts)
     steps = -(-total // batch)  # ceil: fewer kept samples, fewer steps
     assert all(len(rank) == steps for rank in plan)
@@ -61,9 +61,9 @@ def test_plan_steps_of_batch_size_kept_samples_ranks_in_lockstep(counts, batch, 
 
 
 def test_nothing_kept_plans_no_step_and_bad_settings_are_refused():
-    assert kept_batches.plan_optimizer_steps([0, 0], 8, 2) == [[], []]
+    assert drop_mode.plan_optimizer_steps([0, 0], 8, 2) == [[], []]
     with pytest.raises(ValueError, match="cannot plan"):
-        kept_batches.plan_optimizer_steps([3, 3], 7, 2)  # not a multiple of the ranks
+        drop_mode.plan_optimizer_steps([3, 3], 7, 2)  # not a multiple of the ranks
 
 
 # ── the update, against the reduced batch by hand ──
@@ -225,6 +225,123 @@ def test_two_ranks_in_data_parallel_make_the_update_of_the_reduced_batch_in_one_
         torch.manual_seed(SEED + rank)
         per_rank.append([mine[i] for i in torch.randperm(len(mine)).tolist()])
     steps = [per_rank[0][:4] + per_rank[1][:4], per_rank[0][4:] + per_rank[1][4:]]
+    expected = reference_update(tiny_actor(), steps)
+    for got, want in zip(results[0]["params"], expected):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+# ── the same, with packing and dynamic batching (the recipes' configuration) ──
+
+TOKENS_PER_MICRO_BATCH = 16  # samples of 5-8 tokens: 2-3 per micro-batch, several per optimiser step
+
+
+class DynamicBatchStrategy:
+    """DeepspeedStrategy's calls under dynamic batching (gradient accumulation 1 in DeepSpeed; OpenRLHF
+    steps where the replay buffer's plan says): gradients summed over the step's micro-batches and
+    averaged across ranks at the step."""
+
+    def __init__(self, args):
+        self.args = args
+        self.accumulated_gradient = 1
+        self.ring_attn_group = None
+        self.steps = 0
+
+    def is_rank_0(self):
+        return not dist.is_initialized() or dist.get_rank() == 0
+
+    def all_reduce(self, data, op="mean"):
+        return {k: float(v) for k, v in data.items()}  # metrics only; not under test here
+
+    def backward(self, loss, model, optimizer):
+        loss.backward()
+
+    def optimizer_step(self, optimizer, model, scheduler, name=None):
+        if dist.is_initialized():
+            for p in model.parameters():
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+                    p.grad /= dist.get_world_size()
+        optimizer.step()
+        optimizer.zero_grad()
+        self.steps += 1
+
+    def get_grad_norm(self, model):
+        return 0.0
+
+
+def dynamic_trainer(actor, args):
+    from openrlhf.trainer.ppo_utils.replay_buffer import NaiveReplayBuffer
+
+    args.train.dynamic_batch_enable = True
+    args.train.max_tokens_per_gpu = TOKENS_PER_MICRO_BATCH
+    args.train.max_epochs = 1
+    args.ds.packing_samples = True
+    actor.packing_samples = True  # OpenRLHF's packed forward (tests/test_packing.py)
+    actor.model.config.use_cache = False  # as Actor(path) sets it: packed rows need a forward without a cache
+    trainer = trainer_for(actor, args, pytest.MonkeyPatch())
+    trainer.strategy = DynamicBatchStrategy(args)
+    trainer.actor_loss_fn = PolicyLoss(clip_eps_low=0.2, clip_eps_high=0.2)
+    with mock.patch.object(torch.cuda, "current_device", lambda: 0):  # its __init__ asks for a GPU (unused)
+        trainer.replay_buffer = NaiveReplayBuffer(1, cpu_offload=False, packing_samples=True, dynamic_batch=True)
+    return trainer
+
+
+def _dynamic_rank_main(rank, world, port, rewards, out):
+    import openrlhf_nsr
+
+    openrlhf_nsr.apply()
+    if world > 1:
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        actor, args, experiences = rollout_and_actor(rewards)
+        trainer = dynamic_trainer(actor, args)
+        trainer.replay_buffer.items = list(kept_items(experiences)[rank::world])  # as the ranks receive them
+        trainer.replay_buffer.setup_dynamic_batch(trainer.strategy)
+        layout = [list(i) for i in trainer.replay_buffer.dynamic_indices], list(trainer.replay_buffer.dynamic_optimizer_step)
+        trainer.replay_buffer.items = list(kept_items(experiences)[rank::world])
+        status = trainer.ppo_train(kl_ctl=0.0)
+        torch.save(
+            {"params": [p.detach() for p in actor.parameters()], "steps": trainer.strategy.steps, "status": status,
+             "layout": layout, "lengths": [int(i.total_length) for i in trainer.replay_buffer.items]},
+            os.path.join(out, f"rank{rank}.pt"),
+        )  # fmt: skip
+    finally:
+        if world > 1:
+            dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("world", [1, 2])
+def test_dynamic_batching_trains_steps_of_kept_samples_in_token_budgeted_micro_batches(world, tmp_path):
+    if world == 1:
+        _dynamic_rank_main(0, 1, None, REWARDS, str(tmp_path))
+    else:
+        mp.start_processes(
+            _dynamic_rank_main, args=(world, _free_port(), REWARDS, str(tmp_path)), nprocs=world, start_method="spawn"
+        )
+    results = [torch.load(tmp_path / f"rank{r}.pt") for r in range(world)]
+    # 13 kept samples, steps of 8: 8 then 5 (1 rank: 8 + 5; 2 ranks: 4 + 4, then 3 + 2)
+    assert [r["steps"] for r in results] == [2] * world
+    assert all(r["status"]["optimizer_steps"] == 2 for r in results)
+    for result in results:
+        indices, flags = result["layout"]
+        assert len(indices) == len(flags) and sum(flags) == 2 and flags[-1] == 1
+        lengths = result["lengths"]
+        for micro_batch in indices:  # the token budget holds (a placeholder index lies past the kept samples)
+            assert sum(lengths[i] for i in micro_batch if i < len(lengths)) <= TOKENS_PER_MICRO_BATCH
+        assert len(indices) > 2  # several micro-batches per step, so the budget was in force
+    if world == 2:
+        assert results[0]["layout"][1] == results[1]["layout"][1]  # the same micro-batch count per step
+        for a, b in zip(results[0]["params"], results[1]["params"]):
+            assert torch.equal(a, b)
+
+    # by hand: step s takes the s-th batch_size / world kept samples of each rank, in buffer order
+    _, _, experiences = rollout_and_actor(REWARDS)
+    items = kept_items(experiences)
+    per_rank = [items[rank::world] for rank in range(world)]
+    share = 8 // world
+    steps = [sum((mine[s * share : (s + 1) * share] for mine in per_rank), []) for s in range(2)]
+    assert sum(map(len, steps)) == 13
     expected = reference_update(tiny_actor(), steps)
     for got, want in zip(results[0]["params"], expected):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
