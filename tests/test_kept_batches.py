@@ -298,7 +298,10 @@ def _dynamic_rank_main(rank, world, port, rewards, out):
         trainer = dynamic_trainer(actor, args)
         trainer.replay_buffer.items = list(kept_items(experiences)[rank::world])  # as the ranks receive them
         trainer.replay_buffer.setup_dynamic_batch(trainer.strategy)
-        layout = [list(i) for i in trainer.replay_buffer.dynamic_indices], list(trainer.replay_buffer.dynamic_optimizer_step)
+        layout = (
+            [list(i) for i in trainer.replay_buffer.dynamic_indices],
+            list(trainer.replay_buffer.dynamic_optimizer_step),
+        )
         trainer.replay_buffer.items = list(kept_items(experiences)[rank::world])
         status = trainer.ppo_train(kl_ctl=0.0)
         torch.save(
