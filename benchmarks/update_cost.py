@@ -1,20 +1,25 @@
 """Actor compute of one psr / nsr rollout batch in drop mode: samples masked vs samples removed, one run.
 
-    .venv/bin/python benchmarks/update_cost.py [--repeats 3] [--threads N] [--smoke]
+    .venv/bin/python benchmarks/update_cost.py [--repeats 3] [--threads N] [--fixed-micro-batches] [--smoke]
 
 What is measured: the seconds the actor spends on ONE rollout batch, i.e. the old-log-prob forward
 pass of the experience maker plus ``ppo_train`` (training forward + backward + optimiser steps), and
 the tokens each of the two goes through the model with, when nsr keeps 100%, 75%, 50%, 25% and 15%
 of the samples (the others are correct, so carry no gradient):
 
-- masking: the adapter's masking path (what it does where OpenRLHF builds the batch layout itself:
-  dynamic batching, ring attention, tensor parallelism): the dropped samples stay in the batch with
-  action mask 0, the forward pass and the training run over every sample and DeepSpeed takes the
-  fixed number of optimiser steps. Selected by switching ``openrlhf_patch.removes_samples`` off for
-  the run, so that everything else (batch sizes, layout) is identical.
+- masking: the adapter's masking path (what it does where OpenRLHF lays out the batch across a
+  ring-attention or tensor-parallel group): the dropped samples stay in the batch with action mask
+  0, the forward pass and the training run over every sample and OpenRLHF takes its fixed number of
+  optimiser steps. Selected by switching ``drop_mode.removes_samples`` off for the run, so that
+  everything else (batch sizes, layout) is identical.
 - removal: the adapter's removal path (``removes_samples`` True): the trainer-side ``train_step``
   wrapper removes the dropped samples before the forward pass, ``split_kept_samples`` lays out the
   kept ones, and the actor trains on optimiser steps of ``--train.batch_size`` kept samples.
+
+In the recipes' configuration by default: packed samples (``--ds.packing_samples``) and dynamic
+batching (``--train.dynamic_batch_enable``, micro-batches of at most ``--train.max_tokens_per_gpu``
+tokens; the rollout's forward by ``--rollout.max_tokens_per_gpu``); ``--fixed-micro-batches``
+measures the fixed-size layout instead (padded micro-batches of ``--train.micro_batch_size``).
 
 How: one process, OpenRLHF 0.11.2's own code for everything the two paths differ in.
 ``BasePPOTrainer.train_step`` (patched by ``openrlhf_nsr.apply()``) runs the real
@@ -25,15 +30,18 @@ configuration is OpenRLHF's own, resolved by ``openrlhf_nsr.train_ppo_ray --dry_
 as little as one process on CPU needs: Ray (one actor rank called directly; ``ray.put`` / ``ray.get``
 pass values through), DeepSpeed (plain torch: loss / gas backward, SGD step at the accumulation
 boundary DeepSpeed would take, including the one the removal path sets with
-``set_gradient_accumulation_boundary``), the CUDA calls OpenRLHF makes unconditionally (answered on
-CPU) and the tokenizer (decoding is not part of the actor's compute). The model is a randomly
-initialised Qwen2 (3 layers, hidden 256, 2M parameters, fp32, sdpa attention) on a rollout of 64
-samples (8 prompts x 8) of 64-320 tokens, 13k in all; ``--train.batch_size`` 16 in micro-batches of 4
-(4 optimiser steps when all are kept): large enough that the model's compute, not Python, dominates.
+``set_gradient_accumulation_boundary``; with dynamic batching gas 1 and a step where OpenRLHF's
+layout says), a one-process gloo group (OpenRLHF's dynamic layout all-reduces), the CUDA calls
+OpenRLHF makes unconditionally (answered on CPU) and the tokenizer (decoding is not part of the
+actor's compute). The model is a randomly initialised Qwen2 (3 layers, hidden 256, 2M parameters,
+fp32, sdpa attention; packed rows get block-diagonal attention from their restarting position ids,
+tests/test_packing.py) on a rollout of 64 samples (8 prompts x 8) of 64-320 tokens, 13k in all;
+``--train.batch_size`` 16 (4 optimiser steps when all are kept) in micro-batches of at most 1,024
+tokens (fixed layout: 4 samples): large enough that the model's compute, not Python, dominates.
 
-Tokens are counted by a hook on the model itself (attention-mask tokens of every call: no-grad calls
-are the old-log-prob forward, the others training), so "removal puts exactly the kept samples'
-tokens through the model" is measured, not assumed. Seconds: each configuration runs ``--repeats``
+Tokens are counted by a hook on the model itself (the real tokens of every call: attention-mask
+tokens, or the packed row; no-grad calls are the old-log-prob forward, the others training), so
+"removal puts exactly the kept samples' tokens through the model" is measured, not assumed. Seconds: each configuration runs ``--repeats``
 times, masking and removal back to back in alternating order (A/B, B/A, ...), after the untimed
 agreement pair below (the warm-up); the table gives medians of the process's CPU time and of the
 wall-clock, and ratios as the median over those pairs of removal / masking (a pair runs under one
@@ -60,17 +68,19 @@ import io
 import json
 import logging
 import os
+import socket
 import statistics
 import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Dict
 
 import torch
 
-from openrlhf_nsr import gpu_imports, openrlhf_patch, train_ppo_ray
+from openrlhf_nsr import drop_mode, gpu_imports, openrlhf_patch, train_ppo_ray
 
 FRACTIONS = (1.0, 0.75, 0.5, 0.25, 0.15)
 HEADLINE_FRACTION = 0.25
@@ -90,11 +100,13 @@ class Size:
     kv_heads: int
     vocab: int
     train_batch: int
-    micro: int  # --train.micro_batch_size and --rollout.micro_batch_size
+    micro: int  # --train.micro_batch_size and --rollout.micro_batch_size (fixed layout)
+    train_tokens: int  # --train.max_tokens_per_gpu (dynamic batching)
+    rollout_tokens: int  # --rollout.max_tokens_per_gpu
 
 
-FULL = Size(8, 8, (32, 64), (32, 256), 3, 256, 512, 4, 2, 1024, 16, 4)
-SMOKE = Size(4, 4, (4, 8), (4, 16), 1, 32, 64, 2, 1, 64, 8, 2)
+FULL = Size(8, 8, (32, 64), (32, 256), 3, 256, 512, 4, 2, 1024, 16, 4, 1024, 2048)
+SMOKE = Size(4, 4, (4, 8), (4, 16), 1, 32, 64, 2, 1, 64, 8, 2, 48, 96)
 LR = 0.05  # plain SGD: the update is the gradient itself, so the agreement check sees any normaliser change
 SEED = 0
 
@@ -106,8 +118,9 @@ def _namespace(value):
     return SimpleNamespace(**{k: _namespace(v) for k, v in value.items()}) if isinstance(value, dict) else value
 
 
-def resolved_args(size: Size) -> SimpleNamespace:
-    """OpenRLHF's full configuration for these batch sizes, as ``train_ppo_ray --dry_run`` resolves it."""
+def resolved_args(size: Size, dynamic: bool) -> SimpleNamespace:
+    """OpenRLHF's full configuration for these batch sizes, as ``train_ppo_ray --dry_run`` resolves it;
+    ``dynamic``: the recipes' packing and dynamic batching (recipes/launch.sh)."""
     flags = {
         "--algo.advantage.estimator": "nsr",
         "--algo.advantage.ignored_samples": "drop",
@@ -123,9 +136,13 @@ def resolved_args(size: Size) -> SimpleNamespace:
         "--train.batch_size": str(size.train_batch),
         "--ds.attn_implementation": "sdpa",
     }
+    if dynamic:  # OpenRLHF then asks for flash-attention (CUDA); the model below is built with sdpa
+        flags.update({"--train.max_tokens_per_gpu": str(size.train_tokens), "--vllm.num_engines": "1",
+                      "--rollout.max_tokens_per_gpu": str(size.rollout_tokens)})  # fmt: skip
+    switches = ["--ds.packing_samples", "--train.dynamic_batch_enable"] if dynamic else []
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = train_ppo_ray.main([item for pair in flags.items() for item in pair] + ["--dry_run"])
+        code = train_ppo_ray.main([item for pair in flags.items() for item in pair] + switches + ["--dry_run"])
     text = out.getvalue()
     if code != 0 or "\n{" not in text:
         raise RuntimeError(f"train_ppo_ray --dry_run failed (exit {code}):\n{text}")
@@ -133,8 +150,11 @@ def resolved_args(size: Size) -> SimpleNamespace:
 
 
 def import_openrlhf():
-    """The OpenRLHF modules, patched. flash-attn / vLLM, absent on CPU, are placeholders that raise if
-    called: OpenRLHF imports them at module level, the paths measured here (no packing) never call them."""
+    """The OpenRLHF modules, patched. Without flash-attn (CPU), its padding helpers that packing uses come
+    from the tests' stub (tests/gpu_stubs/flash_attn: flash-attn's functions, taken from transformers);
+    vLLM, if absent, is a placeholder that raises if called (OpenRLHF imports it, nothing here calls it)."""
+    if "flash_attn" in gpu_imports.missing():
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "gpu_stubs"))
     openrlhf_patch.apply()
     with gpu_imports.placeholders(gpu_imports.missing()):
         from openrlhf.models import Actor
@@ -186,6 +206,17 @@ def cpu_process(openrlhf):
         yield
 
 
+def one_process_group() -> None:
+    """A gloo group of this one process: OpenRLHF's dynamic layout all-reduces over the data-parallel group."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+
+
 class DeepSpeedStandIn:
     """The DeepspeedStrategy / engine calls ppo_train and training_step make, in plain torch (1 rank).
 
@@ -195,9 +226,16 @@ class DeepSpeedStandIn:
     """
 
     def __init__(self, args, actor):
+        from torch.distributed.device_mesh import init_device_mesh
+
         self.args = args
         world = args.actor.num_nodes * args.actor.num_gpus_per_node
-        self.accumulated_gradient = args.train.batch_size // (args.train.micro_batch_size * world)
+        # dynamic batching: DeepSpeed's gradient accumulation is 1, OpenRLHF steps where its layout says
+        self.dynamic = args.train.dynamic_batch_enable
+        self.accumulated_gradient = (
+            1 if self.dynamic else args.train.batch_size // (args.train.micro_batch_size * world)
+        )
+        self.ds_device_mesh = init_device_mesh("cpu", (world,), mesh_dim_names=("dp",))
         self.ring_attn_group = None
         self.optimizer_steps = 0
         self._micro_steps = 0
@@ -218,7 +256,9 @@ class DeepSpeedStandIn:
         (loss / self.accumulated_gradient).backward()
 
     def optimizer_step(self, optimizer, model, scheduler, name=None):
-        if self._boundary is None:
+        if self.dynamic:
+            boundary = True  # called only at the step's last micro-batch
+        elif self._boundary is None:
             boundary = (self._micro_steps + 1) % self.accumulated_gradient == 0
         else:
             boundary = self._boundary
@@ -291,14 +331,19 @@ class TokenMeter:
     def _hook(self, module, args, kwargs):
         sequences = args[0] if args else kwargs["input_ids"]
         phase = "train" if torch.is_grad_enabled() else "forward"
-        self.tokens[phase] += int(kwargs["attention_mask"].sum())
-        self.calls[phase].append([int(i) - 1 for i in sequences[:, 0]])
+        if kwargs.get("attention_mask") is None:  # packed: one row, each sample where its position restarts
+            self.tokens[phase] += sequences.numel()
+            starts = sequences[kwargs["position_ids"] == 0]
+        else:
+            self.tokens[phase] += int(kwargs["attention_mask"].sum())
+            starts = sequences[:, 0]
+        self.calls[phase].append([int(i) - 1 for i in starts])
 
 
 # ── The workload ──
 
 
-def build_model(size: Size, actor_cls):
+def build_model(size: Size, actor_cls, packing: bool):
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     torch.manual_seed(SEED)
@@ -309,8 +354,9 @@ def build_model(size: Size, actor_cls):
     )  # fmt: skip
     model = Qwen2ForCausalLM(config)
     model.config._attn_implementation = "sdpa"
+    model.config.use_cache = False  # as Actor(path) sets it; packed rows need a forward without a cache
     actor = actor_cls(model)
-    actor.packing_samples = False  # Actor(nn.Module) leaves it unset in 0.11.2 (only Actor(path) sets it)
+    actor.packing_samples = packing  # Actor(nn.Module) leaves it unset in 0.11.2 (only Actor(path) sets it)
     return actor
 
 
@@ -370,11 +416,12 @@ def kept_sets(size: Size) -> Dict[float, set]:
 
 
 class Harness:
-    def __init__(self, size: Size):
+    def __init__(self, size: Size, dynamic: bool):
         self.size = size
+        one_process_group()
         self.openrlhf = import_openrlhf()
-        self.args = resolved_args(size)
-        self.actor = build_model(size, self.openrlhf.Actor)
+        self.args = resolved_args(size, dynamic)
+        self.actor = build_model(size, self.openrlhf.Actor, packing=dynamic)
         self.initial = {k: v.detach().clone() for k, v in self.actor.state_dict().items()}
         self.meter = TokenMeter(self.actor.model)
         lengths = [int(s.attention_mask.sum()) for s in build_rollout(size, set(), self.openrlhf.Experience)]
@@ -413,7 +460,7 @@ class Harness:
         rollout = build_rollout(self.size, kept, openrlhf.Experience)
         self.meter.reset()
         switch = (
-            _replaced(openrlhf_patch, "removes_samples", lambda args: False)
+            _replaced(drop_mode, "removes_samples", lambda args: False)
             if mode == "masking"
             else contextlib.nullcontext()
         )
@@ -467,6 +514,11 @@ def main(argv=None) -> int:
         help="torch intra-op threads. 1 by default: on a machine other jobs share, torch's threads wait at every "
         "op for the ones descheduled (5-10x slower on 2 busy cores); pass the core count on an idle machine",
     )
+    parser.add_argument(
+        "--fixed-micro-batches",
+        action="store_true",
+        help="padded micro-batches of a fixed number of samples instead of the recipes' packing and dynamic batching",
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny model and rollout (tests): checks, not timings")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.threads < 1:
@@ -475,7 +527,8 @@ def main(argv=None) -> int:
     default_threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     size = SMOKE if args.smoke else FULL
-    harness = Harness(size)
+    dynamic = not args.fixed_micro_batches
+    harness = Harness(size, dynamic)
     total = size.prompts * size.n
     params = sum(p.numel() for p in harness.actor.parameters())
     print("update cost of one psr / nsr rollout batch in drop mode: masking vs removal (OpenRLHF 0.11.2, CPU)")
@@ -486,9 +539,17 @@ def main(argv=None) -> int:
     print(
         f"rollout: {total} samples ({size.prompts} prompts x {size.n}), {harness.tokens_of(range(total))} tokens "
         f"(prompts {size.prompt_len[0]}-{size.prompt_len[1]}, responses {size.response_len[0]}-"
-        f"{size.response_len[1]}); train.batch_size {size.train_batch}, micro-batches of {size.micro} "
-        f"(train and rollout), gas {size.train_batch // size.micro}; nsr"
+        f"{size.response_len[1]}); train.batch_size {size.train_batch}; nsr"
     )
+    if dynamic:
+        print(
+            f"layout: the recipes' (recipes/launch.sh): packed samples, dynamic batching, micro-batches of at most "
+            f"{size.train_tokens} tokens (training) and {size.rollout_tokens} (old-log-prob forward)"
+        )
+    else:
+        print(
+            f"layout: padded micro-batches of {size.micro} samples (train and rollout), gas {size.train_batch // size.micro}"
+        )
     print(
         f"torch threads: {torch.get_num_threads()} (set by --threads, default 1; torch's default on this machine "
         f"{default_threads}, {os.cpu_count()} cores)"
@@ -553,7 +614,8 @@ def main(argv=None) -> int:
         f" -> {median(h, 'removal', 'step_seconds'):.2f}"
     )
     print(f"token accounting (removal = exactly the kept samples' tokens, masking = all): {problems or 'as expected'}")
-    print(f"update cost with {h:.0%} of samples kept: {ratio(h, clock):.2f} of the masked cost")
+    layout = "packing + dynamic batching" if dynamic else "fixed micro-batches"
+    print(f"update cost with {h:.0%} of samples kept ({layout}): {ratio(h, clock):.2f} of the masked cost")
     return 1 if problems else 0
 
 

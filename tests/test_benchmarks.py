@@ -4,6 +4,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
 
 
@@ -34,13 +35,18 @@ def test_reward_throughput_runs_and_finds_the_same_verdicts_as_plain_math_verify
     )
 
 
-def test_update_cost_runs_and_removal_puts_exactly_the_kept_samples_through_the_model():
-    """Behaviour only (tiny model, one repeat): format, the 100%-kept agreement and the token counts."""
-    command = [sys.executable, str(REPO / "benchmarks" / "update_cost.py"), "--smoke", "--repeats", "1"]
+@pytest.mark.parametrize(
+    "flags,layout", [([], "packing + dynamic batching"), (["--fixed-micro-batches"], "fixed micro-batches")]
+)
+def test_update_cost_runs_and_removal_puts_exactly_the_kept_samples_through_the_model(flags, layout):
+    """Behaviour only (tiny model, one repeat): format, the 100%-kept agreement and the token counts, in the
+    recipes' layout (packing, dynamic batching: the default) and with fixed micro-batches."""
+    command = [sys.executable, str(REPO / "benchmarks" / "update_cost.py"), "--smoke", "--repeats", "1", *flags]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd="/")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
-    assert re.fullmatch(r"update cost with 25% of samples kept: \d+\.\d\d of the masked cost", lines[-1]), lines[-1]
+    headline = rf"update cost with 25% of samples kept \({re.escape(layout)}\): \d+\.\d\d of the masked cost"
+    assert re.fullmatch(headline, lines[-1]), lines[-1]
     assert "100% kept, masking vs removal update: agree:" in result.stdout
     assert "torch threads: 1 (set by --threads" in result.stdout
     assert "token accounting (removal = exactly the kept samples' tokens, masking = all): as expected" in lines
