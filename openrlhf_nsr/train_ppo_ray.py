@@ -30,7 +30,7 @@ import sys
 from types import SimpleNamespace
 from typing import List, Optional
 
-from openrlhf_nsr import objectives, openrlhf_contract
+from openrlhf_nsr import drop_mode, objectives, openrlhf_contract
 from openrlhf_nsr.schedules import Schedule
 
 OPENRLHF_CLI = "openrlhf.cli.train_ppo_ray"
@@ -149,6 +149,15 @@ def finalize_args(parser: argparse.ArgumentParser, args: argparse.Namespace, kl_
             "(--reward.overlong_buffer_len, --reward.stop_properly_penalty_coef) would change which samples count "
             "as correct: remove them (a truncated response already scores 0, i.e. counts as incorrect)"
         )
+    masking = drop_mode.masks_instead(
+        SimpleNamespace(
+            algo=SimpleNamespace(advantage=SimpleNamespace(estimator=name, ignored_samples=values.get("ignored_samples"))),
+            ds=SimpleNamespace(ring_attn_size=getattr(args, "ds.ring_attn_size", 1),
+                               tensor_parallel_size=getattr(args, "ds.tensor_parallel_size", 1)),
+        )
+    )  # fmt: skip
+    if masking:
+        print(f"{LOG_PREFIX} --{ESTIMATOR} {name}: {masking}")
     if getattr(args, KL_COEF) is None:
         setattr(args, KL_COEF, 0.0)
         print(
@@ -258,6 +267,8 @@ def _run(argv: List[str]) -> int:
         def init(*args, **kwargs):
             if state.dry_run:  # OpenRLHF has finished validating: stop before anything starts
                 raise _DryRunDone
+            # the configuration the run trains with, in its log (one line of JSON, as --dry_run prints it)
+            print(f"{LOG_PREFIX} resolved configuration: {json.dumps(_to_dict(state.config), default=str)}", flush=True)
             kwargs["runtime_env"] = openrlhf_patch.with_setup_hook(kwargs.get("runtime_env"))
             return original(*args, **kwargs)
 

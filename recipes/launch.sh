@@ -122,12 +122,20 @@ PAPER_ARGS=(
 
 # One node of 8 GPUs: every model and vLLM engine colocated and put to sleep in turn. More nodes:
 # NUM_NODES scales actors and engines together (colocate_all needs engines x TP = actor GPUs).
+# With --train.async_enable in EXTRA_ARGS, OpenRLHF colocates only the DeepSpeed models and refuses
+# vLLM's sleep mode: the engines then take GPUs of their own, as many again as the actors (set
+# GPUS_PER_NODE to half the node), and --vllm.enable_sleep is left out.
+VLLM_SLEEP=(--vllm.enable_sleep)
+if [[ " ${EXTRA_ARGS:-} " == *" --train.async_enable "* ]]; then
+  VLLM_SLEEP=()
+  echo "recipes/launch.sh: --train.async_enable: vLLM engines on GPUs of their own, no vLLM sleep mode" >&2
+fi
 ENGINE_ARGS=(
   --actor.num_nodes "$NUM_NODES" --actor.num_gpus_per_node "$GPUS_PER_NODE"
   --ref.num_nodes "$NUM_NODES" --ref.num_gpus_per_node "$GPUS_PER_NODE"
   --critic.num_nodes "$NUM_NODES" --critic.num_gpus_per_node "$GPUS_PER_NODE"
   --vllm.num_engines $((GPUS / VLLM_TP)) --vllm.tensor_parallel_size "$VLLM_TP"
-  --train.colocate_all --vllm.enable_sleep --ds.enable_sleep
+  --train.colocate_all "${VLLM_SLEEP[@]}" --ds.enable_sleep
   --vllm.gpu_memory_utilization 0.6    # room for the sleeping DeepSpeed states
   --ds.zero_stage 3 --ds.param_dtype bf16
   --actor.gradient_checkpointing_enable

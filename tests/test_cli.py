@@ -289,3 +289,18 @@ def test_help_and_dry_run_need_no_gpu_packages_and_a_real_run_says_what_to_insta
     assert refused.returncode == 2
     assert "needs vllm and flash_attn" in refused.stderr and "pip install 'openrlhf[vllm]==0.11.2'" in refused.stderr
     assert "Started a local Ray instance" not in refused.stdout + refused.stderr
+
+
+@pytest.mark.parametrize(
+    "flags,reason", [(["--ds.ring_attn_size", "2"], "--ds.ring_attn_size 2"), ([], None)], ids=["ring", "plain"]
+)
+def test_drop_mode_says_at_start_up_where_it_masks_instead_of_removing(capsys, flags, reason):
+    """Under ring attention OpenRLHF lays out the batch across the group: drop mode masks, and says so."""
+    _, out = dry_run(
+        capsys, "--algo.advantage.estimator", "nsr", "--ds.packing_samples", "--vllm.num_engines", "1", *flags
+    )
+    notices = [line for line in out.splitlines() if "drop mode masks" in line]
+    if reason is None:
+        assert not notices, notices  # removal (packing and dynamic batching included): nothing to say
+    else:
+        assert len(notices) == 1 and reason in notices[0] and "no compute saved" in notices[0], notices
