@@ -7,6 +7,7 @@ saved models, the engine stand-in's record of its weights and requests, evaluati
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -30,6 +31,9 @@ REMOVAL_RUNS = [n for n, r in RUNS.items() if r.estimator in ("psr", "nsr") and 
 
 @pytest.fixture(scope="session")
 def summary(tmp_path_factory):
+    done = os.environ.get("OPENRLHF_NSR_E2E_SUMMARY")  # re-check a finished `make e2e` without running it
+    if done:
+        return json.loads(Path(done).read_text())
     out = tmp_path_factory.mktemp("e2e")
     result = harness.run_all(out)
     assert json.loads((out / "summary.json").read_text()) == result
@@ -59,9 +63,17 @@ def _weights(folder):
     return state
 
 
-def _engine_records(run):
-    (log,) = Path(run["engine_log_dir"]).glob("engine-*.jsonl")
-    return [json.loads(line) for line in log.read_text().splitlines()]
+def _weights_file(file):
+    from safetensors.torch import load_file
+
+    return load_file(str(file))
+
+
+def _engines(run):
+    """{engine log: its records}: one engine per actor rank (the recipes colocate engines x TP = actor GPUs)."""
+    logs = sorted(Path(run["engine_log_dir"]).glob("engine-*.jsonl"))
+    assert len(logs) == RUNS[run["name"]].actor_ranks, logs
+    return {log: [json.loads(line) for line in log.read_text().splitlines()] for log in logs}
 
 
 @pytest.mark.parametrize("name", list(RUNS))
@@ -174,30 +186,30 @@ def test_engine_samples_with_the_weights_the_trainer_sent(summary, runs, name):
     """Weight sync is real: after every step the engine holds new weights (all parameters sent
     over the gloo group), generates the next rollouts with them, and after the last sync it holds
     exactly the weights OpenRLHF saved as the final model."""
-    records = _engine_records(runs[name])
-    syncs = [r for r in records if r["event"] == "weights"]
-    # the checkpoint, then one per step; nsr_all_correct never had a sample to learn from: no sync
-    versions = [0] if name == "nsr_all_correct" else list(range(harness.STEPS + 1))
-    assert [r["version"] for r in syncs] == versions
-    generations = [r for r in records if r["event"] == "generate"]
-    sha_of = {r["version"]: r["sha256"] for r in syncs}
-    assert all(r["sha256"] == sha_of[r["version"]] for r in generations)
-    used = {r["version"] for r in generations}
-    if name == "nsr_all_correct":  # the engine kept the base weights it loaded (the final model: see below)
-        assert used == {0}, used
-        return
-    if RUNS[name].async_:  # rollouts run ahead of training (both batches may come from the checkpoint)
-        assert 0 in used and used <= set(range(harness.STEPS)), used
-    elif RUNS[name].eval_dataset:  # and the evaluation after the last step samples with its weights
-        assert used == set(range(harness.STEPS + 1)), used
-    else:
-        assert used == set(range(harness.STEPS)), used
-    engine = _weights(runs[name]["engine_log_dir"])
     final = _weights(runs[name]["final_model"])
-    engine = {k: v for k, v in engine.items() if k in final}  # tied lm_head: saved once
-    assert engine.keys() == final.keys()
-    assert all(torch.equal(engine[k], final[k].to(engine[k].dtype)) for k in final)
-    assert len({r["sha256"] for r in syncs}) == len(syncs)  # every step changed the weights
+    for log, records in _engines(runs[name]).items():
+        syncs = [r for r in records if r["event"] == "weights"]
+        # the checkpoint, then one per step; nsr_all_correct never had a sample to learn from: no sync
+        versions = [0] if name == "nsr_all_correct" else list(range(harness.STEPS + 1))
+        assert [r["version"] for r in syncs] == versions, log
+        generations = [r for r in records if r["event"] == "generate"]
+        sha_of = {r["version"]: r["sha256"] for r in syncs}
+        assert all(r["sha256"] == sha_of[r["version"]] for r in generations)
+        used = {r["version"] for r in generations}
+        if name == "nsr_all_correct":  # the engine kept the base weights it loaded (the final model: see below)
+            assert used == {0}, used
+            continue
+        if RUNS[name].async_:  # rollouts run ahead of training (both batches may come from the checkpoint)
+            assert 0 in used and used <= set(range(harness.STEPS)), used
+        elif RUNS[name].eval_during_training:  # and the evaluation after the last step samples with its weights
+            assert used == set(range(harness.STEPS + 1)), used
+        else:
+            assert used == set(range(harness.STEPS)), used
+        engine = _weights_file(log.with_name(log.stem + "-weights.safetensors"))
+        engine = {k: v for k, v in engine.items() if k in final}  # tied lm_head: saved once
+        assert engine.keys() == final.keys()
+        assert all(torch.equal(engine[k], final[k].to(engine[k].dtype)) for k in final), log
+        assert len({r["sha256"] for r in syncs}) == len(syncs)  # every step changed the weights
 
 
 def test_nsr_on_batches_where_every_sample_is_correct_goes_on_without_nan(summary, runs):
@@ -256,6 +268,7 @@ def test_summary_says_what_each_run_is(summary, runs):
         run = runs[name]
         assert (run["estimator"], run["actor_ranks"], run["async"], run["steps"]) == (
             spec.estimator, spec.actor_ranks, spec.async_, harness.STEPS)  # fmt: skip
+        assert run["command"][:2] == ["bash", str(harness.REPO / "recipes" / "launch.sh")], run["command"]
         assert Path(run["tensorboard_dir"]).is_dir() and Path(run["final_model"]).is_dir()
         assert run["final_model"] == str(Path(summary["checkpoint_root"]) / harness.MODEL_NAME / name / "final")
     evaluated = [run for run in summary["runs"] if "eval_dir" in run]
@@ -290,3 +303,27 @@ def test_benchmark_launcher_evaluates_the_final_models_the_runs_wrote(summary, r
         assert config["model"] == expected and config["backend"] == "hf"
         assert (out / name / "metrics.json").exists()
     assert (out / "compare_passk.png").exists()
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_every_run_trains_in_the_recipes_configuration(runs, name):
+    """Launched through recipes/launch.sh: packing, dynamic batching, ZeRO-3 and colocation as the recipes
+    set them, whatever the CPU profile overrides (sizes, logical GPUs); read back from the run's own log."""
+    spec, resolved = RUNS[name], runs[name]["resolved"]
+    assert resolved, _log_tail(runs[name])
+    assert resolved["ds.packing_samples"] is True and resolved["train.dynamic_batch_enable"] is True
+    assert resolved["ds.zero_stage"] == 3 and resolved["train.colocate_all"] is True and resolved["ds.enable_sleep"]
+    assert resolved["vllm.enable_sleep"] is (not spec.async_)  # OpenRLHF refuses vLLM sleep in async mode
+    assert resolved["algo.advantage.estimator"] == spec.estimator
+    assert resolved["actor.num_gpus_per_node"] == spec.actor_ranks
+    assert (
+        resolved["train.batch_size"] == spec.prompts_per_step * 2
+        and resolved["rollout.batch_size"] == spec.prompts_per_step
+    )
+    assert resolved["rollout.n_samples_per_prompt"] == 4
+
+
+def test_each_recipe_sets_the_estimator_the_harness_expects():
+    for recipe, estimator in harness.RECIPE_ESTIMATORS.items():
+        text = (harness.REPO / "recipes" / "objectives" / f"{recipe}.sh").read_text()
+        assert f"--algo.advantage.estimator {estimator}" in text, recipe

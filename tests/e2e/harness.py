@@ -2,16 +2,23 @@
 
     .venv/bin/python tests/e2e/harness.py [--out runs/e2e] [--runs nsr,psr,...]
 
-Each run is ``python -m openrlhf_nsr.train_ppo_ray`` exactly as a user types it, with a real
-local Ray cluster (PPOTrainer, PolicyModelActor(s) and the rollout engine in their own
-processes; Ray is given logical GPUs), real DeepSpeed on its CPU accelerator (ZeRO-2, gloo) and
-the package's reward (``--reward.remote_url math_verify``). Test-only pieces, under tests/:
-the vLLM stand-in (tests/gpu_stubs/vllm: transformers generation, a gloo weight-sync group) and
-the CPU layer for OpenRLHF's unconditional CUDA calls (tests/e2e/cpu). Then one trained model is
-evaluated with ``openrlhf_nsr.eval`` (hf backend, and vllm through the stand-in), compared with
-``eval compare --paper``, and evaluated again through ``benchmarks/eval_checkpoints.sh``.
+Each run is a recipe, ``bash recipes/launch.sh qwen2.5-math-7b <objective>`` exactly as a user
+launches one, in the recipes' configuration (packed samples, dynamic batching with a token budget,
+DeepSpeed ZeRO-3 bf16, every model and engine colocated with sleep, gradient checkpointing, the
+paper's optimiser settings), with a real local Ray cluster (PPOTrainer, PolicyModelActor(s) and
+the rollout engine in their own processes; Ray is given logical GPUs), real DeepSpeed on its CPU
+accelerator (gloo) and the package's reward (``--reward.remote_url math_verify``). What a CPU
+cannot do is overridden in one place, ``CPU_PROFILE`` below (sizes, engines, token budgets, each
+with its reason), through the launcher's EXTRA_ARGS and environment. Test-only pieces, under
+tests/: the vLLM stand-in (tests/gpu_stubs/vllm: transformers generation, a gloo weight-sync
+group), flash-attn's padding helpers (tests/gpu_stubs/flash_attn) and the CPU layer for
+OpenRLHF's unconditional CUDA calls and its forced flash-attention (tests/e2e/cpu). Then one
+trained model is evaluated with ``openrlhf_nsr.eval`` (hf backend, and vllm through the stand-in),
+compared with ``eval compare --paper``, and evaluated again through ``benchmarks/eval_checkpoints.sh``.
 
-Leaves everything under ``--out`` and writes ``summary.json`` (what tests/test_e2e.py checks).
+Leaves everything under ``--out`` and writes ``summary.json`` (what tests/test_e2e.py checks): per
+run its command, the launcher's environment and the resolved values of the settings that decide
+the layout (read from the configuration the wrapper logs at start-up).
 """
 
 from __future__ import annotations
@@ -44,30 +51,36 @@ RUN_TIMEOUT = 300  # seconds; a run takes about 30 (a missing Ray resource hangs
 @dataclass
 class Run:
     name: str
-    estimator: str
-    flags: List[str] = field(default_factory=list)
+    recipe: str  # recipes/objectives/<recipe>.sh, launched through recipes/launch.sh
+    flags: List[str] = field(default_factory=list)  # the run's own flags, after the CPU profile
     actor_ranks: int = 1
-    async_: bool = False
+    async_: bool = False  # OpenRLHF's async trainer: not on the recipes' path (see ASYNC_FLAGS)
     dataset: str = "train.jsonl"
     env: Dict[str, str] = field(default_factory=dict)
     prompts_per_step: int = 8
-    reference_model: bool = False
-    eval_dataset: Optional[str] = None  # OpenRLHF's evaluation during training, at the last step
+    eval_during_training: bool = False  # OpenRLHF's evaluation during training, at the last step
     note: str = ""
 
+    @property
+    def estimator(self) -> str:
+        return RECIPE_ESTIMATORS[self.recipe]
+
+
+# recipes/objectives/<recipe>.sh -> the estimator it sets (tests/test_e2e.py checks each against the file)
+RECIPE_ESTIMATORS = {"psr": "psr", "nsr": "nsr", "w_reinforce": "w_reinforce", "grpo": "group_norm"}
 
 RUNS = [
     Run("psr", "psr"),
     Run("nsr", "nsr"),
-    Run("w_reinforce", "w_reinforce", ["--algo.advantage.w_reinforce_lambda", "0.1"]),
+    Run("w_reinforce", "w_reinforce"),
     Run("nsr_zero", "nsr", ["--algo.advantage.ignored_samples", "zero"]),
     Run(
         "nsr_2ranks",
         "nsr",
         actor_ranks=2,
-        note="drop mode on 2 DeepSpeed ranks: kept samples balanced, optimiser steps of kept samples, one normaliser",
+        note="drop mode on 2 DeepSpeed ZeRO-3 ranks: kept samples balanced, optimiser steps of kept samples",
     ),
-    Run("w_reinforce_async", "w_reinforce", ["--train.async_enable"], async_=True),
+    Run("w_reinforce_async", "w_reinforce", async_=True, note="OpenRLHF's async trainer"),
     # lambda over OpenRLHF's global steps: 0.05 at step 1, 0.1 at step 2; evaluation during training
     # with 8 samples per prompt (pass@1, 2, 4, 8)
     Run(
@@ -76,38 +89,28 @@ RUNS = [
         [
             "--algo.advantage.w_reinforce_lambda",
             "0:0,2:0.1",
+            "--eval.steps",
+            str(STEPS),
             "--eval.n_samples_per_prompt",
             "8",
             "--eval.temperature",
             "1.0",
         ],
-        eval_dataset="train.jsonl",
+        eval_during_training=True,
         note="lambda schedule 0:0,2:0.1 and OpenRLHF's evaluation during training (pass@1..8)",
     ),  # fmt: skip
     # the entropy-driven lambda, in async mode on 2 actor ranks: one lambda, in the trainer process
     Run(
         "w_reinforce_adaptive",
         "w_reinforce",
-        [
-            "--algo.advantage.lambda_controller",
-            "entropy",
-            "--algo.advantage.lambda_controller_target",
-            "0.9",
-            "--train.async_enable",
-        ],
+        ["--algo.advantage.lambda_controller", "entropy", "--algo.advantage.lambda_controller_target", "0.9"],
         actor_ranks=2,
         async_=True,
         note="lambda from the rollout entropy (controller), async, 2 actor ranks",
     ),  # fmt: skip
-    # The paper's GRPO baseline (paper-spec §2): group-normalised advantages, k3 KL loss 1e-3 against a
-    # reference model (one more DeepSpeed actor, in its own process).
-    Run(
-        "group_norm",
-        "group_norm",
-        ["--algo.kl.use_loss", "--algo.kl.init_coef", "1e-3", "--algo.kl.estimator", "k3"],
-        reference_model=True,
-        note="a built-in estimator for contrast: GRPO with its KL loss and reference model",
-    ),
+    # The paper's GRPO baseline (recipes/objectives/grpo.sh): group-normalised advantages, k3 KL loss
+    # 1e-3 against a reference model (one more DeepSpeed actor, colocated).
+    Run("group_norm", "grpo", note="a built-in estimator for contrast: GRPO with its KL loss and reference model"),
     # Every sample correct: nsr has nothing to learn from. Near-greedy sampling of a prompt the
     # model always answers right makes every batch all-correct.
     Run(
@@ -129,6 +132,32 @@ RUNS = [
         note="the reward's workers time out: samples score 0, grading_timeout logged",
     ),  # fmt: skip
 ]
+# The recipes' model settings the e2e runs under (the tiny model has its template, qwen).
+RECIPE_MODEL = "qwen2.5-math-7b"
+# The one place the e2e departs from the recipes: what a CPU cannot do, or cannot do in minutes.
+# Everything else (packing, dynamic batching with a token budget, ZeRO-3 bf16, colocation with
+# sleep, gradient checkpointing, the optimiser, clip, entropy coefficient, reward) is the recipes'.
+# Not flags: the model and data (MODEL_PATH, DATA_DIR), the GPUs (GPUS_PER_NODE = actor ranks, as
+# logical Ray GPUs), and in the CPU layer (tests/e2e/cpu) the attention implementation OpenRLHF
+# forces with packing (flash-attention 2 -> sdpa) and OpenRLHF's unconditional CUDA calls.
+CPU_PROFILE = [
+    ("sizes: 2 rollout batches of 8 prompts x 4 samples, 2 optimiser steps of 16 samples each (the recipes' "
+     "1,024 x 8 and 2,048: 4 steps)",
+     lambda run: ["--rollout.batch_size", str(run.prompts_per_step), "--rollout.n_samples_per_prompt", "4",
+                  "--train.batch_size", str(run.prompts_per_step * 2),
+                  "--data.max_samples", str(run.prompts_per_step * STEPS), "--train.num_episodes", "1"]),
+    ("sizes: the tiny task's prompts (about 150 tokens) and answers",
+     lambda run: ["--data.max_len", "160", "--rollout.max_new_tokens", "12"]),
+    ("sizes: token budgets that give several packed micro-batches per optimiser step (the recipes' 48,000 / "
+     "64,000 tokens hold a whole tiny batch)",
+     lambda run: ["--train.max_tokens_per_gpu", "700", "--rollout.max_tokens_per_gpu", "1200"]),
+    ("2 steps must move a bf16 model measurably: the recipes' lr 1e-6 changes no bf16 weight in 2 steps",
+     lambda run: ["--actor.adam.lr", "5e-4"]),
+    ("one engine per actor rank, tensor parallel 1 (the recipes' TP 2 needs 2 GPUs per engine); weights "
+     "synced over gloo (NCCL needs GPUs)",
+     lambda run: ["--vllm.num_engines", str(run.actor_ranks), "--vllm.tensor_parallel_size", "1",
+                  "--vllm.sync_backend", "gloo"]),
+]  # fmt: skip
 EVALUATED_RUN = "w_reinforce"
 
 
@@ -174,35 +203,67 @@ def run_process(command, cwd, env, log, timeout) -> int:
         return -9
 
 
-def train_command(run: Run, task: Path, run_dir: Path, final_dir: Path) -> List[str]:
-    ranks = run.actor_ranks
-    return [
-        sys.executable, "-m", "openrlhf_nsr.train_ppo_ray",
-        "--actor.model_name_or_path", str(task / "model"),
-        "--data.prompt_dataset", str(task / run.dataset), "--data.input_key", "prompt", "--data.label_key", "answer",
-        "--data.max_samples", str(run.prompts_per_step * STEPS),
-        "--reward.remote_url", "math_verify",
-        "--algo.advantage.estimator", run.estimator,
-        "--rollout.batch_size", str(run.prompts_per_step), "--rollout.n_samples_per_prompt", "4",
-        "--rollout.micro_batch_size", "8", "--rollout.max_new_tokens", "12", "--data.max_len", "160",
-        # 2 optimiser steps per rollout batch (16 samples each, 2 micro-batches of 8 over the ranks)
-        "--train.batch_size", str(run.prompts_per_step * 2), "--train.micro_batch_size", "4",
-        "--train.max_epochs", "1", "--train.num_episodes", "1", "--train.seed", "0",
-        "--actor.adam.lr", "5e-4", "--actor.lr_warmup_ratio", "0", "--actor.lr_scheduler", "constant",
-        "--actor.num_nodes", "1", "--actor.num_gpus_per_node", str(ranks),
-        *(["--ref.num_nodes", "1", "--ref.num_gpus_per_node", "1"] if run.reference_model else []),
-        "--vllm.num_engines", "1", "--vllm.tensor_parallel_size", "1", "--vllm.sync_backend", "gloo",
-        "--ds.zero_stage", "2", "--ds.param_dtype", "bf16", "--ds.attn_implementation", "eager",
-        "--ckpt.path", str(run_dir / "ckpt"), "--ckpt.output_dir", str(final_dir),
-        "--logger.tensorboard_dir", str(run_dir / "tensorboard"),
-        *(["--eval.dataset", str(task / run.eval_dataset), "--eval.steps", str(STEPS)] if run.eval_dataset else []),
-        *run.flags,
-    ]  # fmt: skip
+def cpu_profile_flags(run: Run) -> List[str]:
+    return [flag for _, flags in CPU_PROFILE for flag in flags(run)]
+
+
+def data_dir(task: Path, run: Run, out: Path) -> Path:
+    """A DATA_DIR as recipes/launch.sh reads it: the run's prompts as train.jsonl, and eval.jsonl
+    (the first 8 of them: only OpenRLHF's evaluation during training reads it)."""
+    folder = out / "data" / Path(run.dataset).stem
+    if not (folder / "eval.jsonl").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = (task / run.dataset).read_text().splitlines(keepends=True)
+        (folder / "train.jsonl").write_text("".join(lines))
+        (folder / "eval.jsonl").write_text("".join(lines[:8]))
+    return folder
+
+
+def launch(run: Run, task: Path, out: Path, run_dir: Path) -> tuple:
+    """``bash recipes/launch.sh <model> <recipe>`` as a user runs a recipe, with the CPU profile and the
+    run's own flags in EXTRA_ARGS (appended last, so they override), and its environment."""
+    extra = cpu_profile_flags(run) + (["--train.async_enable"] if run.async_ else []) + run.flags
+    extra += ["--logger.tensorboard_dir", str(run_dir / "tensorboard")]
+    env = dict(
+        MODEL_PATH=str(task / "model"),
+        DATA_DIR=str(data_dir(task, run, out)),
+        OUTPUT_DIR=str(out / "checkpoints" / MODEL_NAME / run.name),
+        NUM_NODES="1",
+        GPUS_PER_NODE=str(run.actor_ranks),
+        PYTHON=sys.executable,
+        EXTRA_ARGS=" ".join(extra),
+    )
+    return ["bash", str(REPO / "recipes" / "launch.sh"), RECIPE_MODEL, run.recipe], env
 
 
 def ray_resources(run: Run) -> str:
-    # one logical GPU per actor rank, the engine and the reference model; the PPOTrainer actor needs a CPU
-    return json.dumps({"CPU": 4, "GPU": run.actor_ranks + 1 + run.reference_model})
+    # one logical GPU per actor rank, shared by the colocated models and engines (async: the engines
+    # take their own); the PPOTrainer actor needs a CPU
+    return json.dumps({"CPU": 4, "GPU": run.actor_ranks * (2 if run.async_ else 1)})
+
+
+# The resolved values summary.json records for each run (read from the run's own log)
+RESOLVED_KEYS = (
+    "ds.packing_samples", "train.dynamic_batch_enable", "ds.zero_stage", "train.batch_size", "rollout.batch_size",
+    "rollout.n_samples_per_prompt", "actor.num_gpus_per_node", "train.colocate_all", "vllm.enable_sleep",
+    "ds.enable_sleep", "algo.advantage.estimator",
+)  # fmt: skip
+
+
+def resolved_values(log_text: str) -> Dict[str, object]:
+    """The values of RESOLVED_KEYS in the configuration the wrapper logs as the run starts."""
+    marker = "[openrlhf_nsr] resolved configuration: "
+    line = next((line for line in log_text.splitlines() if line.startswith(marker)), None)
+    if line is None:
+        return {}
+    config = json.loads(line[len(marker) :])
+    values = {}
+    for key in RESOLVED_KEYS:
+        value = config
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        values[key] = value
+    return values
 
 
 def train(run: Run, task: Path, out: Path, checkpoints: Path) -> dict:
@@ -211,16 +272,20 @@ def train(run: Run, task: Path, out: Path, checkpoints: Path) -> dict:
     shutil.rmtree(run_dir, ignore_errors=True)
     shutil.rmtree(final_dir.parent, ignore_errors=True)
     (run_dir / "engine").mkdir(parents=True)
-    env = environment(run_dir / "engine", {"RAY_OVERRIDE_RESOURCES": ray_resources(run), **run.env})
-    command = train_command(run, task, run_dir, final_dir)
-    (run_dir / "command.json").write_text(json.dumps(command, indent=1))
+    command, launch_env = launch(run, task, out, run_dir)
+    env = environment(run_dir / "engine", {"RAY_OVERRIDE_RESOURCES": ray_resources(run), **launch_env, **run.env})
+    (run_dir / "command.json").write_text(json.dumps({"command": command, "env": launch_env}, indent=1))
     start = time.time()
     with open(run_dir / "train.log", "w") as log:
         returncode = run_process(command, run_dir, env, log, RUN_TIMEOUT)
     wall = time.time() - start
     return {
         "name": run.name,
+        "recipe": f"recipes/{RECIPE_MODEL}/{run.recipe}.sh",
         "estimator": run.estimator,
+        "command": command,
+        "launch_env": launch_env,
+        "resolved": resolved_values((run_dir / "train.log").read_text(errors="replace")),
         "flags": run.flags,
         "note": run.note,
         "actor_ranks": run.actor_ranks,
@@ -332,8 +397,8 @@ def run_all(out: Path, names: Optional[List[str]] = None, evaluate_run: Optional
         "runs": [],
     }
     for run in selected:
-        print(f"[e2e] {run.name}: training ({run.estimator}, {run.actor_ranks} actor rank(s)"
-              f"{', async' if run.async_ else ''}) ...", flush=True)  # fmt: skip
+        print(f"[e2e] {run.name}: training (recipes/{RECIPE_MODEL}/{run.recipe}.sh, {run.actor_ranks} actor "
+              f"rank(s){', async' if run.async_ else ''}) ...", flush=True)  # fmt: skip
         result = train(run, task, out, checkpoints)
         if run.name == evaluate_run and result["returncode"] == 0:
             print(f"[e2e] {run.name}: evaluating the final model ...", flush=True)

@@ -18,11 +18,17 @@ device, and is applied right after that module is imported.
 | trainer/ppo_utils/replay_buffer.py:40 (NaiveReplayBuffer)    | torch.device(f"cuda:{current_device()}") | cpu device    |
 | utils/distributed_util.py:10 (torch_dist_barrier_and_cuda_sync) | torch.cuda.synchronize()          | barrier only      |
 | trainer/ray/vllm_worker_wrap.py:40, 45 (WorkerWrap.update_weight) | torch.empty(device="cuda"), current_stream() | cpu, None |
+| utils/deepspeed/deepspeed_utils.py:151, 192 (offload_ / reload_deepspeed_states) | DeepSpeed's offload_states / reload_states to "cpu" | no-op |
+| cli/train_ppo_ray.py:699-704 -> models/actor.py:79 (Actor)   | attn_implementation="flash_attention_2" with packing | "sdpa"  |
 
 In the modules of the first rows, the name ``torch`` is rebound to a view of torch whose ``cuda``
 answers those four calls on CPU (everything else is the real torch). The last two import torch
-inside the function, so the function itself is wrapped. Without the last patch the weight
+inside the function, so the function itself is wrapped. Without that patch the weight
 broadcast hangs: the engine's error only surfaces after the actor has entered the collective.
+The last row: with ``--ds.packing_samples`` OpenRLHF sets flash-attention 2 whatever was asked
+(CUDA only). transformers' ``sdpa`` attention gives the same block-diagonal attention for packed
+rows (position ids restarting per sequence, no mask, no cache: tests/test_packing.py), so the
+actor and reference models load with it.
 """
 
 from __future__ import annotations
@@ -138,6 +144,22 @@ def _cuda_tensors_on_cpu():
             torch.empty, torch.cuda.current_stream = empty, current_stream
 
 
+def _patch_deepspeed_utils(module) -> None:
+    """``--ds.enable_sleep`` moves the DeepSpeed states to CPU memory between phases; on a CPU machine
+    they are there already, and DeepSpeed 0.19.6's ZeRO-3 ``offload_states`` to "cpu" then makes the
+    next forward pass of 2 data-parallel ranks return NaN now and then (2 of 5 runs here; never with
+    the offload left out). OpenRLHF still makes every sleep / wake-up call; the moves are no-ops."""
+
+    def offload_deepspeed_states(model, pin_memory=True, non_blocking=True):
+        pass
+
+    def reload_deepspeed_states(model, non_blocking=True):
+        pass
+
+    module.offload_deepspeed_states = offload_deepspeed_states
+    module.reload_deepspeed_states = reload_deepspeed_states
+
+
 def _patch_worker_wrap(module) -> None:
     original = module.WorkerWrap.update_weight
 
@@ -149,7 +171,21 @@ def _patch_worker_wrap(module) -> None:
     module.WorkerWrap.update_weight = update_weight
 
 
+def _patch_actor_attention(module) -> None:
+    original = module.Actor.__init__
+
+    @functools.wraps(original)
+    def __init__(self, *args, attn_implementation="flash_attention_2", **kwargs):
+        if str(attn_implementation).startswith("flash_attention"):
+            attn_implementation = "sdpa"
+        original(self, *args, attn_implementation=attn_implementation, **kwargs)
+
+    module.Actor.__init__ = __init__
+
+
 PATCHES = {
+    "openrlhf.utils.deepspeed.deepspeed_utils": _patch_deepspeed_utils,
+    "openrlhf.models.actor": _patch_actor_attention,
     "openrlhf.utils.deepspeed.deepspeed": _patch_deepspeed_strategy,
     "openrlhf.trainer.ray.ppo_actor": _rebind_torch,
     "openrlhf.trainer.ray.launcher": _rebind_torch,
