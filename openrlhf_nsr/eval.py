@@ -73,6 +73,8 @@ def run_parser() -> argparse.ArgumentParser:
                    help="vllm (GPU) or hf (transformers, CPU-sized models); auto: vllm when CUDA is available")  # fmt: skip
     p.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm backend")
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vllm backend")
+    p.add_argument("--enforce-eager", action="store_true",
+                   help="vllm backend: no CUDA graphs or torch.compile (faster start; vLLM's CPU build needs it)")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=16, help="hf backend: sequences generated at once")
     p.add_argument("--out", required=True, type=Path, help="output folder (resumed if it holds the same run)")
     return p
@@ -208,8 +210,9 @@ def run(argv: Optional[List[str]] = None) -> int:
         try:
             if backend_name == "vllm":
                 backend = VLLMBackend(
-                    args.model, args.tensor_parallel_size, args.seed, None, args.gpu_memory_utilization
-                )
+                    args.model, args.tensor_parallel_size, args.seed, None, args.gpu_memory_utilization,
+                    args.enforce_eager,
+                )  # fmt: skip
                 chunk = 512
             else:
                 backend = HFBackend(args.model, batch_size=args.batch_size)

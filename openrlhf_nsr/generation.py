@@ -92,12 +92,16 @@ class HFBackend:
 
 
 class VLLMBackend:
-    """vLLM offline engine: n samples per prompt in one request."""
+    """vLLM offline engine: n samples per prompt in one request.
+
+    Prompts reach vLLM as token ids, tokenized as training tokenizes them (``add_special_tokens=False``:
+    the templates already hold every special token; a prompt string would get the tokenizer's BOS in
+    front of the template's own, e.g. two ``<|begin_of_text|>`` with Llama-3.1)."""
 
     name = "vllm"
 
     def __init__(self, model: str, tensor_parallel_size: int = 1, seed: int = 0, max_model_len: Optional[int] = None,
-                 gpu_memory_utilization: float = 0.9):  # fmt: skip
+                 gpu_memory_utilization: float = 0.9, enforce_eager: bool = False):  # fmt: skip
         try:
             from vllm import LLM
         except ImportError as err:
@@ -110,10 +114,16 @@ class VLLMBackend:
             seed=seed,
             max_model_len=max_model_len,
             gpu_memory_utilization=gpu_memory_utilization,
+            enforce_eager=enforce_eager,
         )
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def prompt_token_ids(self, prompts: List[str]) -> List[List[int]]:
+        return [self.tokenizer(prompt, add_special_tokens=False)["input_ids"] for prompt in prompts]
 
     def generate(self, prompts: List[str], config: SamplingConfig, seeds: List[int]) -> List[List[Sample]]:
         from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
 
         params = [
             SamplingParams(
@@ -126,7 +136,8 @@ class VLLMBackend:
             )  # fmt: skip
             for seed in seeds
         ]
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        requests = [TokensPrompt(prompt_token_ids=ids) for ids in self.prompt_token_ids(prompts)]
+        outputs = self.llm.generate(requests, params, use_tqdm=False)
         return [
             [
                 Sample(o.text, "length" if o.finish_reason == "length" else "stop", len(o.token_ids), None)
