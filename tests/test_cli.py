@@ -257,11 +257,13 @@ def test_math_verify_names_the_installed_reward_file(capsys):
 
 
 def _without_gpu_packages():
-    """The environment of a machine where neither vLLM nor flash-attn is installed (no test stubs)."""
-    from conftest import GPU_STUBS
+    """The environment of a machine where neither vLLM nor flash-attn is installed: vLLM's CPU build and
+    flash-attn's stub hidden (tests/without_gpu_packages/sitecustomize.py)."""
+    from conftest import GPU_STUBS, HERE
 
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p != str(GPU_STUBS))
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(GPU_STUBS)]
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE / "without_gpu_packages")] + paths)
     return env
 
 
@@ -272,9 +274,9 @@ def _cli(*args, env):
 
 def test_help_and_dry_run_need_no_gpu_packages_and_a_real_run_says_what_to_install():
     env = _without_gpu_packages()
-    probe = subprocess.run([sys.executable, "-c", "import importlib.util as u; print(u.find_spec('vllm'))"],
-                           capture_output=True, text=True, env=env)  # fmt: skip
-    assert probe.stdout.strip() == "None"  # really no vllm here
+    probe = subprocess.run([sys.executable, "-c", "import importlib.util as u; print(u.find_spec('vllm'), "
+                            "u.find_spec('flash_attn'))"], capture_output=True, text=True, env=env)  # fmt: skip
+    assert probe.stdout.strip() == "None None"  # really no vllm / flash_attn here
 
     helped = _cli("--help", env=env)
     assert helped.returncode == 0, helped.stderr[-2000:]

