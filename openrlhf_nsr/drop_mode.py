@@ -17,7 +17,7 @@ kept samples, fewer optimiser steps, and the token-mean of each step counts only
    own balancing); every rank runs the same number per step (DeepSpeed reduces at each boundary).
 
 Where OpenRLHF lays out the batches itself across a ring-attention or tensor-parallel group, the
-samples are masked instead (action mask 0, same update per step, no compute saved): ``masks_instead``
+samples are masked instead (action mask 0, same update per step, no compute saved): ``masking_reason``
 says why, and the wrapper logs it at start-up.
 
 State: one ``DropState`` per OpenRLHF object that needs one (the experience maker on the trainer side,
@@ -65,23 +65,18 @@ def state_of(owner) -> DropState:
     return state
 
 
-def _ignored_samples(args) -> Optional[str]:
-    adv = args.algo.advantage
-    if adv.estimator not in objectives.objective_names() or not objectives.get_objective(adv.estimator).ignores_samples:
+def ignored_samples_mode(estimator: str, ignored_samples: Optional[str]) -> Optional[str]:
+    """``drop`` / ``zero`` for an objective that ignores samples (its default when not given); None otherwise."""
+    if estimator not in objectives.objective_names() or not objectives.get_objective(estimator).ignores_samples:
         return None
-    return getattr(adv, "ignored_samples", None) or objectives.DEFAULT_IGNORED_SAMPLES
+    return ignored_samples or objectives.DEFAULT_IGNORED_SAMPLES
 
 
-def masks_instead(args) -> Optional[str]:
-    """Why drop mode masks the samples with no gradient instead of removing them; None if it removes
-    them (or is not in use)."""
-    if _ignored_samples(args) != "drop":
-        return None
-    reasons = []
-    if getattr(args.ds, "ring_attn_size", 1) != 1:
-        reasons.append(f"--ds.ring_attn_size {args.ds.ring_attn_size}")
-    if getattr(args.ds, "tensor_parallel_size", 1) != 1:
-        reasons.append(f"--ds.tensor_parallel_size {args.ds.tensor_parallel_size}")
+def masking_reason(ring_attn_size: int = 1, tensor_parallel_size: int = 1) -> Optional[str]:
+    """Why drop mode masks the samples with no gradient instead of removing them under this layout; None
+    if it removes them."""
+    sizes = {"ring_attn_size": ring_attn_size, "tensor_parallel_size": tensor_parallel_size}
+    reasons = [f"--ds.{name} {size}" for name, size in sizes.items() if size != 1]
     if not reasons:
         return None
     return (
@@ -91,9 +86,18 @@ def masks_instead(args) -> Optional[str]:
     )
 
 
+def _drops(args) -> bool:
+    adv = args.algo.advantage
+    return ignored_samples_mode(adv.estimator, getattr(adv, "ignored_samples", None)) == "drop"
+
+
 def removes_samples(args) -> bool:
     """psr / nsr in drop mode, removing (not masking) the samples that carry no gradient."""
-    return _ignored_samples(args) == "drop" and masks_instead(args) is None
+    ds = args.ds
+    return (
+        _drops(args)
+        and masking_reason(getattr(ds, "ring_attn_size", 1), getattr(ds, "tensor_parallel_size", 1)) is None
+    )
 
 
 def mask_samples(experience, dropped: torch.Tensor) -> None:

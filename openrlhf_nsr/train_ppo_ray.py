@@ -41,6 +41,7 @@ REMOTE_URL = "reward.remote_url"
 # --reward.remote_url names resolved to the reward files this package installs.
 BUILTIN_REWARDS = {"math_verify": "openrlhf_nsr.reward"}
 LOG_PREFIX = "[openrlhf_nsr]"
+RESOLVED_CONFIGURATION = f"{LOG_PREFIX} resolved configuration: "  # then the run's configuration as JSON, one line
 
 
 class _DryRunDone(Exception):
@@ -149,15 +150,10 @@ def finalize_args(parser: argparse.ArgumentParser, args: argparse.Namespace, kl_
             "(--reward.overlong_buffer_len, --reward.stop_properly_penalty_coef) would change which samples count "
             "as correct: remove them (a truncated response already scores 0, i.e. counts as incorrect)"
         )
-    masking = drop_mode.masks_instead(
-        SimpleNamespace(
-            algo=SimpleNamespace(advantage=SimpleNamespace(estimator=name, ignored_samples=values.get("ignored_samples"))),
-            ds=SimpleNamespace(ring_attn_size=getattr(args, "ds.ring_attn_size", 1),
-                               tensor_parallel_size=getattr(args, "ds.tensor_parallel_size", 1)),
-        )
-    )  # fmt: skip
-    if masking:
-        print(f"{LOG_PREFIX} --{ESTIMATOR} {name}: {masking}")
+    if drop_mode.ignored_samples_mode(name, values.get("ignored_samples")) == "drop":
+        masking = drop_mode.masking_reason(getattr(args, "ds.ring_attn_size"), getattr(args, "ds.tensor_parallel_size"))
+        if masking:
+            print(f"{LOG_PREFIX} --{ESTIMATOR} {name}: {masking}")
     if getattr(args, KL_COEF) is None:
         setattr(args, KL_COEF, 0.0)
         print(
@@ -268,7 +264,7 @@ def _run(argv: List[str]) -> int:
             if state.dry_run:  # OpenRLHF has finished validating: stop before anything starts
                 raise _DryRunDone
             # the configuration the run trains with, in its log (one line of JSON, as --dry_run prints it)
-            print(f"{LOG_PREFIX} resolved configuration: {json.dumps(_to_dict(state.config), default=str)}", flush=True)
+            print(f"{RESOLVED_CONFIGURATION}{json.dumps(_to_dict(state.config), default=str)}", flush=True)
             kwargs["runtime_env"] = openrlhf_patch.with_setup_hook(kwargs.get("runtime_env"))
             return original(*args, **kwargs)
 

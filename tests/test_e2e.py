@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import HERE
+from safetensors.torch import load_file
 
 sys.path.insert(0, str(HERE / "e2e"))
 import harness  # noqa: E402
@@ -54,8 +55,6 @@ def _scalars(run):
 
 
 def _weights(folder):
-    from safetensors.torch import load_file
-
     state = {}
     for file in sorted(Path(folder).glob("*.safetensors")):
         state.update(load_file(str(file)))
@@ -64,7 +63,7 @@ def _weights(folder):
 
 
 def _under_vllm_names(state):
-    """A Qwen2 state dict of transformers as vLLM's Qwen2 holds it: q/k/v and gate/up projections fused
+    """A Qwen state dict of transformers as vLLM's Qwen models hold it: q/k/v and gate/up projections fused
     (in that order) into ``qkv_proj`` and ``gate_up_proj``; the tied lm_head is the embedding."""
     fused = {".qkv_proj.": (".q_proj.", ".k_proj.", ".v_proj."), ".gate_up_proj.": (".gate_proj.", ".up_proj.")}
     out = dict(state)
@@ -73,12 +72,6 @@ def _under_vllm_names(state):
             names = [key.replace(parts[0], part) for part in parts]
             out[key.replace(parts[0], target)] = torch.cat([out.pop(name) for name in names])
     return out
-
-
-def _weights_file(file):
-    from safetensors.torch import load_file
-
-    return load_file(str(file))
 
 
 def _engines(run):
@@ -217,7 +210,7 @@ def test_engine_samples_with_the_weights_the_trainer_sent(summary, runs, name):
             assert used == set(range(harness.STEPS + 1)), used
         else:
             assert used == set(range(harness.STEPS)), used
-        engine = _weights_file(log.with_name(log.stem + "-weights.safetensors"))  # the engine model's own
+        engine = load_file(log.with_name(log.stem + "-weights.safetensors"))  # the engine model's own
         expected = _under_vllm_names(final)
         assert expected.keys() <= engine.keys(), sorted(expected.keys() - engine.keys())
         for key, tensor in expected.items():  # vLLM pads the vocabulary rows of its embeddings

