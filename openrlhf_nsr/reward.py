@@ -45,6 +45,7 @@ import collections
 import decimal
 import functools
 import json
+import math
 import os
 import re
 import select
@@ -66,12 +67,26 @@ def _usable_cpus() -> int:
 
 
 DEFAULT_TIMEOUT = float(os.environ.get("OPENRLHF_NSR_REWARD_TIMEOUT", "5"))
-# Up to one worker per usable core: grading is CPU-bound, so fewer leave cores idle in batch
-# grading and more only compete for them (README, "The math reward"). Workers start only when a
-# pair finds all busy; the cap bounds the memory (about 70 MB a worker) of the pool each rollout
-# actor holds on a large node.
+# Up to one worker per usable core, shared among the rollout actors of the node: grading is
+# CPU-bound, so fewer leave cores idle in batch grading and more only compete for them (README,
+# "The math reward"). Each rollout actor holds a pool; the training wrapper tells the actors how
+# many of them share a node (ACTORS_PER_NODE_ENV, in the Ray job's environment). Workers start only
+# when a pair finds all busy; the cap bounds the memory (about 70 MB a worker) of one pool.
 MAX_DEFAULT_WORKERS = 32
-DEFAULT_WORKERS = int(os.environ.get("OPENRLHF_NSR_REWARD_WORKERS", "0")) or min(MAX_DEFAULT_WORKERS, _usable_cpus())
+WORKERS_ENV = "OPENRLHF_NSR_REWARD_WORKERS"
+ACTORS_PER_NODE_ENV = "OPENRLHF_NSR_REWARD_ACTORS_PER_NODE"
+
+
+def default_workers() -> int:
+    """``OPENRLHF_NSR_REWARD_WORKERS`` if set, else this actor's share of the usable cores (at most 32)."""
+    told = int(os.environ.get(WORKERS_ENV, "0") or 0)
+    if told > 0:
+        return told
+    sharing = max(1, int(os.environ.get(ACTORS_PER_NODE_ENV, "1") or 1))
+    return max(1, min(MAX_DEFAULT_WORKERS, _usable_cpus() // sharing))
+
+
+DEFAULT_WORKERS = default_workers()
 # The longest gold answer in the paper's MATH / AIME 2025 / AMC23 sets is 77 characters.
 MAX_ANSWER_CHARS = 1000
 MAX_BRACE_DEPTH = 32
@@ -125,6 +140,8 @@ def _as_text(value) -> Optional[str]:
         return value
     if isinstance(value, (bytes, bytearray)):
         return bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return str(value)  # a dataset whose answers are numbers (a JSON column of ints)
     return None
 
 

@@ -346,12 +346,20 @@ def test_learning_about_a_gold_is_bounded_in_time():
 
 def test_the_default_pool_has_a_worker_per_usable_core_unless_told():
     code = "from openrlhf_nsr import reward; print(reward.DEFAULT_WORKERS)"
-    env = {k: v for k, v in os.environ.items() if k != "OPENRLHF_NSR_REWARD_WORKERS"}
-    default = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
-    assert int(default.stdout) == min(reward.MAX_DEFAULT_WORKERS, len(os.sched_getaffinity(0)))
-    env["OPENRLHF_NSR_REWARD_WORKERS"] = "3"
-    told = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
-    assert int(told.stdout) == 3
+    env = {k: v for k, v in os.environ.items() if k not in (reward.WORKERS_ENV, reward.ACTORS_PER_NODE_ENV)}
+
+    def workers(**extra):
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**env, **extra},
+                                timeout=120)  # fmt: skip
+        return int(result.stdout)
+
+    cores = len(os.sched_getaffinity(0))
+    assert workers() == min(reward.MAX_DEFAULT_WORKERS, cores)
+    assert workers(**{reward.WORKERS_ENV: "3"}) == 3
+    # rollout actors sharing the node share its cores (at least one worker each); an explicit count wins
+    assert workers(**{reward.ACTORS_PER_NODE_ENV: "2"}) == max(1, min(reward.MAX_DEFAULT_WORKERS, cores // 2))
+    assert workers(**{reward.ACTORS_PER_NODE_ENV: str(cores + 5)}) == 1
+    assert workers(**{reward.ACTORS_PER_NODE_ENV: "2", reward.WORKERS_ENV: "5"}) == 5
 
 
 # ── The OpenRLHF contract ──
