@@ -104,6 +104,17 @@ CONTRACT: List[Need] = [
     Need(TRAINER_ASYNC, "compute_eval_metrics", "wrapped where the async trainer imports it by name",
          params=("eval_dataloader", "samples_list", "n_samples_per_prompt")),
     Need(TRAINER, "PPOTrainer.__ray_metadata__.modified_class", "Ray's copy of the methods on the sync trainer actor"),
+    # PPOTrainer / TrainingActor: prompt order, partial batches, evaluation at step 0, checkpoints
+    Need(TRAINER, "prepare_datasets", "wrapped: the prompt sampler seeded (and cut to whole rollout batches)",
+         params=("strategy", "tokenizer"), keys=("setup_dataloader", "max_steps")),
+    Need(TRAINER, "PPOTrainer.__ray_metadata__.modified_class.fit", "wrapped: --eval.before_training",
+         params=("self", "global_step"), keys=("init_checkpoint_states", "eval_dataloader")),
+    Need(TRAINER, "PPOTrainer.__ray_metadata__.modified_class.evaluate", "called at step 0",
+         params=("self", "global_step")),
+    Need(TRAINER, "BasePPOTrainer.save_logs_and_checkpoints", "wrapped: the plugin's state in the client states",
+         params=("self", "global_step", "logs_dict", "client_states"), keys=("save_checkpoint", "client_states")),
+    Need(TRAINER, "BasePPOTrainer.init_checkpoint_states", "wrapped: the plugin's state restored on resume",
+         params=("self",), keys=("get_checkpoint_states", "load_enable", "_actor")),
     # PolicyModelActor: optimiser steps with no kept token
     Need(ACTOR, "iter_grad_accum_global_norm", "wrapped where ppo_actor re-binds it: per-step loss normalisers",
          params=("data_iter", "strategy", "accumulated_gradient", "mask_fn")),

@@ -29,12 +29,14 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.abc
+import os
 import sys
 import threading
+from typing import Optional
 
 import torch
 
-from openrlhf_nsr import diversity, drop_mode, objectives, openrlhf_contract, schedules
+from openrlhf_nsr import diversity, drop_mode, labels, objectives, openrlhf_contract, schedules
 from openrlhf_nsr import reward as reward_lib
 
 SETUP_HOOK = "openrlhf_nsr.openrlhf_patch.setup_worker"
@@ -95,17 +97,54 @@ def step_arguments(maker, entropy: float) -> dict:
     name = args.algo.advantage.estimator
     values = objective_values(args)
     arguments = objectives.arguments_at(name, values, getattr(maker, "nsr_step", 1))
-    if values.get("lambda_controller") == "entropy":
-        controller = getattr(maker, "nsr_lambda_controller", None)
-        if controller is None:
-            controller = maker.nsr_lambda_controller = schedules.EntropyLambdaController(
-                target=values["lambda_controller_target"],
-                lam_max=values["w_reinforce_lambda"],
-                init=values["lambda_controller_init"],
-                rate=values["lambda_controller_rate"],
-            )
+    controller = lambda_controller(maker)
+    if controller is not None:
         arguments["lam"] = controller.update(entropy)
     return arguments
+
+
+def lambda_controller(maker) -> Optional[schedules.EntropyLambdaController]:
+    """The entropy controller of this run (made on first use), or None when lambda is not controlled."""
+    args = maker.strategy.args
+    if not is_objective(args):
+        return None
+    values = objective_values(args)
+    if values.get("lambda_controller") != "entropy":
+        return None
+    controller = getattr(maker, "nsr_lambda_controller", None)
+    if controller is None:
+        controller = maker.nsr_lambda_controller = schedules.EntropyLambdaController(
+            target=values["lambda_controller_target"],
+            lam_max=values["w_reinforce_lambda"],
+            init=values["lambda_controller_init"],
+            rate=values["lambda_controller_rate"],
+        )
+    return controller
+
+
+# ── The plugin's state in OpenRLHF's checkpoints ──
+
+# Key of the plugin's state in the client states OpenRLHF saves with each DeepSpeed checkpoint.
+CHECKPOINT_KEY = "openrlhf_nsr"
+
+
+def plugin_state(maker) -> dict:
+    """What the plugin must carry across a restart: the entropy controller's lambda and reference
+    entropy (schedules are functions of OpenRLHF's global step, which OpenRLHF restores itself)."""
+    controller = lambda_controller(maker)
+    if controller is None or controller.reference is None:
+        return {}
+    return {"lambda_controller": {"value": controller.value, "reference": controller.reference}}
+
+
+def restore_plugin_state(maker, state: dict) -> Optional[str]:
+    """Put ``plugin_state``'s output back; returns a line for the log (None when there was nothing)."""
+    saved = (state or {}).get("lambda_controller")
+    controller = lambda_controller(maker)
+    if saved is None or controller is None:
+        return None
+    controller.value, controller.reference = float(saved["value"]), float(saved["reference"])
+    return f"lambda controller resumed: lambda {controller.value:g}, reference entropy {controller.reference:g}"
 
 
 @torch.no_grad()
@@ -291,16 +330,109 @@ def _patch_trainer(module) -> None:
         # OpenRLHF's step counter reaches the advantages: the experience maker runs in this process,
         # inside this call. Step numbers are the ones this batch is logged under (first batch: 1).
         self.experience_maker.nsr_step = global_step + 1
+        warning = ungradable_warning(rollout_samples)
+        if warning:
+            print(f"[openrlhf_nsr] warning: step {global_step + 1}: {warning}", flush=True)
         # The reward is known when generation ends (OpenRLHF runs the reward function in the rollout):
         # drop mode removes the samples with no gradient before any forward pass.
         if not drop_mode.removes_samples(self.args) or any(s.rewards is None for s in rollout_samples):
             return step_original(self, rollout_samples, global_step)
         return drop_mode.train_step(self, rollout_samples, global_step, step_original, whole_batch_stats)
 
+    save_original = cls.save_logs_and_checkpoints
+    states_original = cls.init_checkpoint_states
+
+    @functools.wraps(save_original)
+    def save_logs_and_checkpoints(self, global_step, logs_dict=None, client_states=None):
+        client_states = {} if client_states is None else client_states
+        client_states[CHECKPOINT_KEY] = plugin_state(self.experience_maker)
+        return save_original(self, global_step, logs_dict, client_states)
+
+    @functools.wraps(states_original)
+    def init_checkpoint_states(self):
+        states = states_original(self)
+        line = restore_plugin_state(self.experience_maker, states.get(CHECKPOINT_KEY))
+        if line:
+            print(f"[openrlhf_nsr] step {states.get('global_step')}: {line}", flush=True)
+        return states
+
     _patch_eval_metrics(module)
+    module.prepare_datasets = _prepare_datasets(module.prepare_datasets)
     for target in (cls, *_ray_copies(module, cls)):
         target._compute_rollout_stats = _compute_rollout_stats
         target.train_step = train_step
+        target.save_logs_and_checkpoints = save_logs_and_checkpoints
+        target.init_checkpoint_states = init_checkpoint_states
+    for target in _ray_copies(module, cls):  # the sync trainer actor's fit (the async trainer has its own)
+        if "fit" in vars(target) and not getattr(target.fit, "_openrlhf_nsr_wrapped", False):
+            target.fit = _evaluating_first(target.fit)
+
+
+# ── PPOTrainer: the prompt order, the partial last batch, an evaluation before training ──
+
+
+def _prepare_datasets(original):
+    """OpenRLHF's ``prepare_datasets`` with the prompt order seeded by ``--train.seed`` and, with
+    ``--rollout.drop_last_batch``, each pass cut to whole rollout batches.
+
+    OpenRLHF 0.11.2 builds the prompt dataloader in the PPOTrainer actor, which has no process
+    group, so ``setup_dataloader`` makes no DistributedSampler (the one seeded with the seed) and
+    torchdata's RandomSampler seeds itself from torch's unseeded global generator: the same
+    ``--train.seed`` gives another prompt order in every run, and a resumed run cannot be compared
+    with the first. Here that sampler's generator is seeded with ``--train.seed``; each pass is a
+    new permutation drawn from it, and OpenRLHF's checkpoints keep its state (the dataloader's
+    state_dict), so a resumed run continues the same order.
+    """
+
+    @functools.wraps(original)
+    def prepare_datasets(strategy, tokenizer):
+        prompts_dataloader, eval_dataloader, max_steps = original(strategy, tokenizer)
+        args = strategy.args
+        sampler = prompts_dataloader.sampler
+        if type(sampler).__name__ == "RandomSampler" and hasattr(sampler, "generator"):
+            sampler.generator.manual_seed(args.train.seed)
+            if getattr(args.rollout, "drop_last_batch", False):
+                prompts = len(sampler.data_source)
+                kept = prompts // args.rollout.batch_size * args.rollout.batch_size
+                if 0 < kept < prompts:
+                    sampler._num_samples = kept  # each pass: the first `kept` of a fresh permutation
+                    max_steps = (
+                        kept * args.rollout.n_samples_per_prompt // args.train.batch_size
+                        * args.train.num_episodes * args.train.max_epochs
+                    )  # fmt: skip
+        return prompts_dataloader, eval_dataloader, max_steps
+
+    return prepare_datasets
+
+
+def _evaluating_first(original):
+    """``PPOTrainer.fit`` that, with ``--eval.before_training``, evaluates the starting model at step 0
+    (as the reference does, verl's val_before_train), unless the run resumes from a checkpoint."""
+
+    @functools.wraps(original)
+    def fit(self, *args, **kwargs):
+        config = self.args
+        resuming = config.ckpt.load_enable and os.path.exists(os.path.join(config.ckpt.path, "_actor"))
+        if getattr(config.eval, "before_training", False) and self.eval_dataloader and not resuming:
+            generate_kwargs = dict(self.generate_kwargs)
+            generate_kwargs["temperature"] = config.eval.temperature
+            generate_kwargs["n_samples_per_prompt"] = config.eval.n_samples_per_prompt
+            self.evaluate(0, **generate_kwargs)
+        return original(self, *args, **kwargs)
+
+    fit._openrlhf_nsr_wrapped = True
+    return fit
+
+
+def ungradable_warning(rollout_samples) -> Optional[str]:
+    """labels.invalid_share_warning on the reward's per-sample flags of one rollout batch (every
+    sample, before any is removed), or None when the reward logged none (another reward)."""
+    flags = {}
+    for key in (labels.GOLD_INVALID, labels.GRADING_TIMEOUT, labels.ANSWER_FOUND):
+        values = [s.info[key].flatten().float() for s in rollout_samples if key in (s.info or {})]
+        if len(values) == len(rollout_samples) and values:
+            flags[key] = torch.cat(values)
+    return labels.invalid_share_warning(flags) if flags else None
 
 
 # ── PolicyModelActor: steps with no kept token ──

@@ -24,13 +24,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import re
 import runpy
 import sys
 from types import SimpleNamespace
 from typing import List, Optional
 
-from openrlhf_nsr import drop_mode, objectives, openrlhf_contract
+from openrlhf_nsr import drop_mode, objectives, openrlhf_contract, preflight
 from openrlhf_nsr.schedules import Schedule
 
 OPENRLHF_CLI = "openrlhf.cli.train_ppo_ray"
@@ -74,6 +75,35 @@ def extend_parser(parser: argparse.ArgumentParser) -> float:
             help=f"{' / '.join(users)}: {param.help}{default}",
         )
     parser.add_argument(
+        "--rollout.drop_last_batch",
+        action="store_true",
+        default=False,
+        help="openrlhf_nsr: train only whole rollout batches, dropping the last prompts of each shuffled pass as "
+        "the paper's reference does (verl's drop_last=True); OpenRLHF's default trains the partial last batch",
+    )
+    parser.add_argument(
+        "--eval.before_training",
+        action="store_true",
+        default=False,
+        help="openrlhf_nsr: evaluate the starting model at step 0, as the paper's reference does (not on resume; "
+        "synchronous trainer)",
+    )
+    parser.add_argument(
+        "--data.skip_label_check",
+        action="store_true",
+        default=False,
+        help="openrlhf_nsr: start even if the labels of the prompt / eval datasets fail the start-up check "
+        "(missing key, empty, or golds the math reward cannot grade)",
+    )
+    parser.add_argument(
+        "--gpu_memory_gb",
+        type=float,
+        default=None,
+        metavar="GB",
+        help="openrlhf_nsr: memory of one GPU; refuse a run whose estimated peak per GPU (recipes/README.md, "
+        "'Memory per GPU') exceeds it. Not given or 0: estimate only",
+    )
+    parser.add_argument(
         "--dry_run",
         action="store_true",
         default=False,
@@ -101,6 +131,19 @@ def resolve_reward_urls(urls: Optional[str]) -> Optional[str]:
 
 def finalize_args(parser: argparse.ArgumentParser, args: argparse.Namespace, kl_default: float) -> None:
     """Validate our flags against the estimator and fill their defaults (flat, dotted namespace)."""
+    try:
+        preflight.check_sources(
+            getattr(args, "actor.model_name_or_path"),
+            [
+                ("--data.prompt_dataset", getattr(args, "data.prompt_dataset")),
+                ("--eval.dataset", getattr(args, "eval.dataset")),
+            ],
+            getattr(args, REMOTE_URL),
+        )
+    except preflight.Refusal as err:
+        parser.error(str(err))
+    if getattr(args, "eval.before_training") and getattr(args, "train.async_enable"):
+        parser.error("--eval.before_training applies to the synchronous trainer: remove it or --train.async_enable")
     setattr(args, REMOTE_URL, resolve_reward_urls(getattr(args, REMOTE_URL)))
     name = getattr(args, ESTIMATOR)
     declared = objectives.hyperparameters()
@@ -189,6 +232,36 @@ def _describe(args: argparse.Namespace) -> List[str]:
     return lines
 
 
+def rollout_actors_per_node(config) -> int:
+    """The vLLM rollout actors (each with its own grader pool) one node holds: engines over nodes."""
+    nodes = max(1, getattr(config.actor, "num_nodes", 1) or 1)
+    return max(1, -(-(getattr(config.vllm, "num_engines", None) or 1) // nodes))
+
+
+def with_reward_environment(runtime_env: dict, config) -> dict:
+    """``runtime_env`` with the number of rollout actors per node in its env_vars, so that each actor's
+    grader pool takes its share of the node's cores (reward.default_workers); a value the user set wins."""
+    from openrlhf_nsr import reward
+
+    runtime_env = dict(runtime_env)
+    env_vars = dict(runtime_env.get("env_vars") or {})
+    if reward.ACTORS_PER_NODE_ENV not in env_vars and reward.ACTORS_PER_NODE_ENV not in os.environ:
+        env_vars[reward.ACTORS_PER_NODE_ENV] = str(rollout_actors_per_node(config))
+    runtime_env["env_vars"] = env_vars
+    return runtime_env
+
+
+def _preflight(config) -> List[str]:
+    """The run's length, memory and disk (preflight.plan) and its labels' check; Refusal stops the run."""
+    gpu_memory_gb = getattr(config, "gpu_memory_gb", None) or None
+    lines = preflight.plan(config, gpu_memory_gb)
+    if getattr(config.data, "skip_label_check", False):
+        lines.append("labels: not checked (--data.skip_label_check)")
+    else:
+        lines += preflight.check_dataset_labels(config)
+    return lines
+
+
 @contextlib.contextmanager
 def _patched(owner, name, make_replacement):
     original = getattr(owner, name)
@@ -261,11 +334,16 @@ def _run(argv: List[str]) -> int:
 
     def ray_init_hook(original):
         def init(*args, **kwargs):
-            if state.dry_run:  # OpenRLHF has finished validating: stop before anything starts
+            # OpenRLHF has finished validating: our estimates and checks, then (dry run) stop before anything starts
+            for line in _preflight(state.config):
+                print(f"{LOG_PREFIX} {line}", flush=True)
+            if state.dry_run:
                 raise _DryRunDone
             # the configuration the run trains with, in its log (one line of JSON, as --dry_run prints it)
             print(f"{RESOLVED_CONFIGURATION}{json.dumps(_to_dict(state.config), default=str)}", flush=True)
-            kwargs["runtime_env"] = openrlhf_patch.with_setup_hook(kwargs.get("runtime_env"))
+            kwargs["runtime_env"] = with_reward_environment(
+                openrlhf_patch.with_setup_hook(kwargs.get("runtime_env")), state.config
+            )
             return original(*args, **kwargs)
 
         return init
@@ -279,6 +357,9 @@ def _run(argv: List[str]) -> int:
             _patched(ray, "init", ray_init_hook),
         ):
             runpy.run_module(OPENRLHF_CLI, run_name="__main__", alter_sys=True)
+    except preflight.Refusal as err:
+        print(f"{LOG_PREFIX} error: {err}", file=sys.stderr)
+        return 2
     except _DryRunDone:
         for line in _describe(state.args):
             print(f"{LOG_PREFIX} {line}")

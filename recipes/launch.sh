@@ -8,8 +8,9 @@
 # the engine layout (below), then launches OpenRLHF (or, with DRY_RUN=1, only validates).
 #   recipes/paths.sh             where a run's data and outputs live (shared with benchmarks/)
 #   recipes/objectives/<run>.sh  RUN_ARGS: the objective's flags
-#   recipes/<model>/model.sh     MODEL_DEFAULT, TEMPLATE, VLLM_TP, TRAIN_TOKENS_PER_GPU,
-#                                ROLLOUT_TOKENS_PER_GPU, MODEL_ARGS: the model's settings
+#   recipes/<model>/model.sh     MODEL_DEFAULT, TEMPLATE, VLLM_TP, MODEL_ARGS: the model's settings
+# The token budgets per GPU come from the GPU's memory (GPU_MEMORY_GB) and the model's shape, by the
+# estimate of recipes/README.md ("Memory per GPU"): python -m openrlhf_nsr.memory.
 #
 # Outputs (recipes/paths.sh, recipes/README.md "Where a run's model lives"): OpenRLHF's checkpoints
 # in $CHECKPOINT_ROOT/<model>/<run>/ckpt, the final Hugging Face model in .../<run>/final, which is
@@ -24,6 +25,10 @@
 #   OUTPUT_DIR      this run's folder, holding ckpt/ and final/ (default $CHECKPOINT_ROOT/<model>/<run>);
 #                   the benchmarks will not find a run put elsewhere
 #   NUM_NODES       nodes (default 1)            GPUS_PER_NODE  GPUs per node (default 8)
+#   GPU_MEMORY_GB   memory of one GPU in GB (default 80: H100 / A100-80GB; 141: H200): the token budgets
+#                   are the largest that fit by the estimate, and the run is refused if even one
+#                   sequence does not (the error says what fits). 0: no check
+#   TRAIN_TOKENS_PER_GPU / ROLLOUT_TOKENS_PER_GPU  set the budgets yourself instead
 #   RAY_ADDRESS     submit to this Ray cluster with `ray job submit` (default: run here); openrlhf_nsr
 #                   must be installed on every node, DATA_DIR / OUTPUT_DIR on storage they share
 #   RAY_RUNTIME_ENV_JSON  a --runtime-env-json for `ray job submit` (e.g. {"py_modules": [...]})
@@ -31,8 +36,9 @@
 #   EXTRA_ARGS      more OpenRLHF flags, appended last
 #   VLLM_SLEEP=0    leave out --vllm.enable_sleep (the engines keep their memory between phases): for a
 #                   vLLM without sleep mode, e.g. its CPU build, which refuses it (make e2e)
-#   DRY_RUN=1       validate the whole command with OpenRLHF 0.11.2's parser and the plugin's checks,
-#                   print the resolved config and exit before Ray starts (no GPU, no data needed)
+#   DRY_RUN=1       validate the whole command with OpenRLHF 0.11.2's parser and the plugin's checks
+#                   (paths, labels), print the steps, memory and disk estimates and the resolved config,
+#                   and exit before Ray starts (no GPU needed; the data must be there)
 #   PYTHON          interpreter (default <repo>/.venv/bin/python if there is one, else python; with
 #                   RAY_ADDRESS, one that exists on the cluster's head node)
 set -euo pipefail
@@ -54,7 +60,7 @@ MODEL_FILE=recipes/$MODEL/model.sh RUN_FILE=recipes/objectives/$RUN.sh
 [ -f "$RECIPES_DIR/objectives/$RUN.sh" ] || usage "no run '$RUN' ($RUN_FILE does not exist)"
 
 # --- settings: only these files set them (a value left in the environment does not count) --------
-unset RUN_ARGS MODEL_DEFAULT TEMPLATE VLLM_TP TRAIN_TOKENS_PER_GPU ROLLOUT_TOKENS_PER_GPU MODEL_ARGS
+unset RUN_ARGS MODEL_DEFAULT TEMPLATE VLLM_TP MODEL_ARGS
 source "$RECIPES_DIR/objectives/$RUN.sh"
 source "$RECIPES_DIR/$MODEL/model.sh"
 
@@ -79,7 +85,7 @@ require() {
 }
 require "$RUN_FILE" "an array" RUN_ARGS
 require "$MODEL_FILE" "a value" MODEL_DEFAULT TEMPLATE
-require "$MODEL_FILE" "a positive integer" VLLM_TP TRAIN_TOKENS_PER_GPU ROLLOUT_TOKENS_PER_GPU
+require "$MODEL_FILE" "a positive integer" VLLM_TP
 require "$MODEL_FILE" "an array" MODEL_ARGS
 
 # --- the environment (listed above) and the command ----------------------------------------------
@@ -91,6 +97,14 @@ MODEL_PATH=$(model_path_or_id "${MODEL_PATH:-$MODEL_DEFAULT}")
 DATA_DIR=$(abs_path "${DATA_DIR:-$(data_dir "$TEMPLATE")}")
 OUTPUT_DIR=$(abs_path "${OUTPUT_DIR:-$(run_dir "$MODEL" "$RUN")}")
 GPUS=$((NUM_NODES * GPUS_PER_NODE))
+GPU_MEMORY_GB=${GPU_MEMORY_GB:-80}
+if [ "$GPU_MEMORY_GB" = 0 ]; then  # no estimate, no check: the reference's budgets unless set
+  TRAIN_TOKENS_PER_GPU=${TRAIN_TOKENS_PER_GPU:-48000} ROLLOUT_TOKENS_PER_GPU=${ROLLOUT_TOKENS_PER_GPU:-64000}
+elif [ -z "${TRAIN_TOKENS_PER_GPU:-}" ] || [ -z "${ROLLOUT_TOKENS_PER_GPU:-}" ]; then
+  # the largest budgets the estimate fits on one GPU (at most the reference's 48,000 / 64,000)
+  BUDGETS=$("$PYTHON" -m openrlhf_nsr.memory --model "$MODEL_PATH" --gpus "$GPUS" --gpu-memory-gb "$GPU_MEMORY_GB") || exit 2
+  read -r TRAIN_TOKENS_PER_GPU ROLLOUT_TOKENS_PER_GPU <<<"$BUDGETS"
+fi
 
 # The paper's training setup (paper-spec §2; reference: TianHongZXY/RLVR-Decomposed,
 # run_qwen2.5-math-7b_psr_nsr.sh and verl/trainer/config/ppo_trainer.yaml), same for every model.
@@ -110,12 +124,14 @@ PAPER_ARGS=(
   --actor.eps_clip 0.2                 # §2: PPO clip 0.2 (clip_ratio: 0.2)
   --actor.entropy_coef 1e-4            # paper text: 1e-4. The reference config's default is 1e-3 (entropy_coeff: 0.001): a discrepancy
   --train.num_episodes 17              # §2: about 120 steps: 7,500 prompts // 1,024 = 7 rollout batches per pass x 17 = 119 steps
+  --rollout.drop_last_batch            # reference: its dataloader drops the partial last batch (drop_last=True); OpenRLHF would train it (8 batches per pass, 136 steps)
   --eval.steps 7                       # §2: validation every 7 steps (trainer.test_freq=7)
+  --eval.before_training               # reference: evaluates the starting model first (trainer.val_before_train, verl's default True)
   --eval.temperature 0                 # Figure 4a: greedy test accuracy
   --eval.n_samples_per_prompt 1        # greedy: one sample
-  --ckpt.save_steps 7                  # reference: trainer.save_freq=7
-  --ckpt.save_hf                       # HF checkpoints, for python -m openrlhf_nsr.eval
-  --ckpt.max_num 20                    # keep every checkpoint of a ~120-step run (OpenRLHF's default keeps 3)
+  --ckpt.save_steps 7                  # reference: trainer.save_freq=7; resume with EXTRA_ARGS=--ckpt.load_enable
+  --ckpt.max_num 2                     # disk: the last 2 DeepSpeed checkpoints (about 107 GB each for a 7B actor with its optimiser); the benchmarks read only final/
+  --ckpt.best_metric_key none          # the paper reports the last step's model: no extra "best" checkpoint (OpenRLHF would pick a metric itself)
   --reward.remote_url math_verify      # §2: last \boxed{} vs the gold answer, 1 / 0 (openrlhf_nsr/reward.py)
   --data.input_key prompt              # openrlhf_nsr.prepare_data: the template is already applied
   --data.label_key answer
@@ -130,7 +146,10 @@ PAPER_ARGS=(
 SLEEP_ARGS=(--vllm.enable_sleep)
 if [[ " ${EXTRA_ARGS:-} " == *" --train.async_enable "* ]]; then
   SLEEP_ARGS=()
-  echo "recipes/launch.sh: --train.async_enable: vLLM engines on GPUs of their own, no vLLM sleep mode" >&2
+  for i in "${!PAPER_ARGS[@]}"; do  # the async trainer has no evaluation at step 0
+    [ "${PAPER_ARGS[$i]}" = --eval.before_training ] && unset 'PAPER_ARGS[i]'
+  done
+  echo "recipes/launch.sh: --train.async_enable: vLLM engines on GPUs of their own, no vLLM sleep mode, no evaluation at step 0" >&2
 elif [[ "${VLLM_SLEEP:-1}" == 0 ]]; then
   SLEEP_ARGS=()
   echo "recipes/launch.sh: VLLM_SLEEP=0: no vLLM sleep mode" >&2
@@ -146,8 +165,9 @@ ENGINE_ARGS=(
   --actor.gradient_checkpointing_enable
   --ds.packing_samples                 # flash-attention varlen packing, no padding
   --train.dynamic_batch_enable         # micro-batches by tokens (reference: use_dynamic_bsz=True)
-  --train.max_tokens_per_gpu "$TRAIN_TOKENS_PER_GPU"
-  --rollout.max_tokens_per_gpu "$ROLLOUT_TOKENS_PER_GPU"
+  --train.max_tokens_per_gpu "$TRAIN_TOKENS_PER_GPU"      # from GPU_MEMORY_GB (above); the reference's 48,000 is verl's on H200s
+  --rollout.max_tokens_per_gpu "$ROLLOUT_TOKENS_PER_GPU"  # likewise; the reference's 64,000
+  --gpu_memory_gb "$GPU_MEMORY_GB"     # refuse before Ray starts what the estimate says cannot fit
 )
 
 ARGS=(
@@ -163,13 +183,23 @@ fi
 # shellcheck disable=SC2206
 ARGS+=(${EXTRA_ARGS:-})
 
-# --- launch (DRY_RUN=1: validate, print the resolved config, stop) -------------------------------
+# --- the data: written from the hub where missing (a dry run only says how) ----------------------
+declare -A PREPARE=([train.jsonl]=math_train [eval.jsonl]=math,aime2025,amc23)
+for file in train.jsonl eval.jsonl; do
+  [ -f "$DATA_DIR/$file" ] && continue
+  command=("$PYTHON" -m openrlhf_nsr.prepare_data --datasets "${PREPARE[$file]}" --template "$TEMPLATE" --out "$DATA_DIR/$file")
+  if [ "${DRY_RUN:-0}" = 1 ]; then
+    echo "recipes/launch.sh: DATA_DIR=$DATA_DIR has no $file; a real run writes it from the Hugging Face hub with:" >&2
+    echo "  ${command[*]}" >&2
+    echo "(offline: give prepare_data local files, e.g. --datasets math_train=/path/to/train.parquet; or set DATA_DIR)" >&2
+    exit 2
+  fi
+  "${command[@]}" || { echo "recipes/launch.sh: could not write $DATA_DIR/$file (above); set DATA_DIR to a folder holding train.jsonl and eval.jsonl" >&2; exit 2; }
+done
+
+# --- launch (DRY_RUN=1: validate, print the estimates and the resolved config, stop) -------------
 if [ "${DRY_RUN:-0}" = 1 ]; then
   exec "$PYTHON" -m openrlhf_nsr.train_ppo_ray "${ARGS[@]}" --dry_run
-fi
-if [ ! -f "$DATA_DIR/train.jsonl" ]; then
-  "$PYTHON" -m openrlhf_nsr.prepare_data --datasets math_train --template "$TEMPLATE" --out "$DATA_DIR/train.jsonl"
-  "$PYTHON" -m openrlhf_nsr.prepare_data --datasets math,aime2025,amc23 --template "$TEMPLATE" --out "$DATA_DIR/eval.jsonl"
 fi
 mkdir -p "$OUTPUT_DIR"
 if [ -n "${RAY_ADDRESS:-}" ]; then

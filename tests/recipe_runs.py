@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, Iterable, Optional
@@ -13,8 +14,29 @@ from conftest import REPO
 RECIPES = sorted(p for p in (REPO / "recipes").glob("*/*.sh") if p.parent.name != "objectives" and p.name != "model.sh")
 
 
+MATH_TRAIN_PROMPTS = 7500  # the paper's training set (MATH train): the step count depends on it
+
+
+def prepared_data_dir() -> Path:
+    """A DATA_DIR as recipes/launch.sh reads it, with as many prompts as the paper's train.jsonl (their
+    text is irrelevant to a dry run; labels are real answers) and an eval.jsonl; made once per process."""
+    global _DATA_DIR
+    if _DATA_DIR is None:
+        _DATA_DIR = Path(tempfile.mkdtemp(prefix="openrlhf-nsr-data-"))
+        for name, rows in (("train.jsonl", MATH_TRAIN_PROMPTS), ("eval.jsonl", 40)):
+            with open(_DATA_DIR / name, "w") as handle:
+                for i in range(rows):
+                    handle.write(
+                        json.dumps({"prompt": f"What is {i} + 1?", "answer": f"\\frac{{{i + 1}}}{{1}}"}) + "\n"
+                    )
+    return _DATA_DIR
+
+
+_DATA_DIR: Optional[Path] = None
+
+
 def _dry_run_process(recipe: Path, cwd: Optional[Path], env: dict) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "DRY_RUN": "1", "PYTHON": sys.executable, **env}
+    environment = {**os.environ, "DRY_RUN": "1", "PYTHON": sys.executable, "DATA_DIR": str(prepared_data_dir()), **env}
     environment = {k: v for k, v in environment.items() if v is not None}  # VAR=None: unset
     return subprocess.run(["bash", str(recipe)], capture_output=True, text=True, env=environment, cwd=cwd, timeout=300)
 

@@ -4,14 +4,18 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 import openrlhf_nsr.openrlhf_patch as openrlhf_patch
+import openrlhf_nsr.reward
 from openrlhf_nsr import objectives, openrlhf_contract, train_ppo_ray
 
-BASE = ["--actor.model_name_or_path", "/models/policy", "--reward.remote_url", "/rewards/math.py"]
+# a hub id (never looked up by a dry run) and a reward file that exists (the wrapper checks local paths)
+REWARD_FILE = str(Path(openrlhf_nsr.reward.__file__))
+BASE = ["--actor.model_name_or_path", "Qwen/Qwen2.5-Math-7B", "--reward.remote_url", REWARD_FILE]
 
 
 def dry_run(capsys, *flags):
@@ -213,6 +217,7 @@ def test_ray_init_gets_the_worker_setup_hook_next_to_openrlhfs_env_vars(monkeypa
     runtime_env = calls[0]["runtime_env"]
     assert runtime_env["worker_process_setup_hook"] == openrlhf_patch.SETUP_HOOK
     assert "TOKENIZERS_PARALLELISM" in runtime_env["env_vars"]
+    assert runtime_env["env_vars"]["OPENRLHF_NSR_REWARD_ACTORS_PER_NODE"] == "1"  # grader pools share the node
     assert ray.init is fake_init  # the wrapper's hooks are gone after the run
 
 
@@ -252,8 +257,8 @@ def test_math_verify_names_the_installed_reward_file(capsys):
 
     config, _ = dry_run(capsys, "--algo.advantage.estimator", "nsr", "--reward.remote_url", "math_verify")
     assert config["reward"]["remote_url"] == [openrlhf_nsr.reward.__file__]
-    config, _ = dry_run(capsys, "--algo.advantage.estimator", "nsr", "--reward.remote_url", "/my/reward.py")
-    assert config["reward"]["remote_url"] == ["/my/reward.py"]
+    config, _ = dry_run(capsys, "--algo.advantage.estimator", "nsr", "--reward.remote_url", REWARD_FILE)
+    assert config["reward"]["remote_url"] == [REWARD_FILE]  # any other reward file, as given
 
 
 def _without_gpu_packages():

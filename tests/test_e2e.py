@@ -86,7 +86,7 @@ def test_run_exits_0_after_its_steps(runs, name):
     run = runs[name]
     assert run["returncode"] == 0, _log_tail(run)
     steps = _scalars(run)["train/rollout/num_samples"]
-    assert sorted(steps) == list(range(1, harness.STEPS + 1))
+    assert sorted(steps) == list(range(1, RUNS[name].steps + 1))
 
 
 @pytest.mark.parametrize("name", OBJECTIVE_RUNS)
@@ -94,7 +94,7 @@ def test_plugin_metrics_reach_openrlhfs_logs_every_step(runs, name):
     scalars = _scalars(runs[name])
     for metric in PLUGIN_METRICS:
         values = scalars.get(f"train/rollout/{metric}", {})
-        assert sorted(values) == list(range(1, harness.STEPS + 1)), (metric, sorted(scalars))
+        assert sorted(values) == list(range(1, RUNS[name].steps + 1)), (metric, sorted(scalars))
         assert all(0.0 <= v <= 1.0 for v in values.values()), (metric, values)
 
 
@@ -114,9 +114,9 @@ def test_diversity_metrics_reach_openrlhfs_logs_every_step_for_every_estimator(r
         if metric == "entropy_kept" and name == "nsr_all_correct":
             assert not values  # nothing kept: no forward pass, no entropy
             continue
-        assert sorted(values) == list(range(1, harness.STEPS + 1)), (metric, sorted(scalars))
+        assert sorted(values) == list(range(1, RUNS[name].steps + 1)), (metric, sorted(scalars))
     n = 4  # samples per prompt
-    for step in range(1, harness.STEPS + 1):
+    for step in range(1, RUNS[name].steps + 1):
         value = {m: scalars[f"train/rollout/{m}"][step] for m in metrics if f"train/rollout/{m}" in scalars}
         assert value.get(entropy, 1) > 0, value  # sampled at temperature 1
         assert 1 / n <= value["distinct_answers_frac"] <= 1 and 0 <= value["pass_at_1"] <= value["pass_at_n"] <= 1
@@ -130,10 +130,13 @@ def test_lambda_is_logged_every_step_as_configured(runs, name):
 
     scalars = _scalars(runs[name])
     lam = scalars["train/rollout/lambda"]
-    assert sorted(lam) == list(range(1, harness.STEPS + 1))
+    assert sorted(lam) == list(range(1, RUNS[name].steps + 1))
     if name == "w_reinforce_sched":  # 0:0,2:0.1 at OpenRLHF's global steps 1 and 2
         assert lam == pytest.approx({1: 0.05, 2: 0.1})
-    elif name == "w_reinforce_adaptive":  # the controller replayed on the logged entropies
+    elif name.startswith("w_reinforce_sched4"):  # 0:0,4:0.1, resumed or not
+        assert lam == pytest.approx({1: 0.025, 2: 0.05, 3: 0.075, 4: 0.1})
+    elif name.startswith("w_reinforce_adaptive"):  # the controller replayed on the logged entropies (resumed:
+        # only the state saved with step 2's checkpoint gives the same lambda at steps 3 and 4)
         controller = EntropyLambdaController(target=0.9, lam_max=0.1)
         entropy = scalars["train/rollout/entropy"]
         expected = {step: controller.update(entropy[step]) for step in sorted(entropy)}
@@ -194,8 +197,12 @@ def test_engine_samples_with_the_weights_the_trainer_sent(summary, runs, name):
     final = _weights(runs[name]["final_model"])
     for log, records in _engines(runs[name]).items():
         syncs = [r for r in records if r["event"] == "weights"]
-        # the checkpoint, then one per step; nsr_all_correct never had a sample to learn from: no sync
-        versions = [0] if name == "nsr_all_correct" else list(range(harness.STEPS + 1))
+        # the checkpoint, then one per step; nsr_all_correct never had a sample to learn from: no sync.
+        # A resumed run's engine loads the base model, then gets the checkpoint's weights (OpenRLHF's
+        # broadcast on resume), then one sync per step left
+        spec = RUNS[name]
+        steps = spec.steps - (spec.preempt_after or 0)
+        versions = [0] if name == "nsr_all_correct" else list(range(steps + 1 + bool(spec.preempt_after)))
         assert [r["version"] for r in syncs] == versions, log
         generations = [r for r in records if r["event"] == "generate"]
         sha_of = {r["version"]: r["sha256"] for r in syncs}
@@ -204,12 +211,14 @@ def test_engine_samples_with_the_weights_the_trainer_sent(summary, runs, name):
         if name == "nsr_all_correct":  # the engine kept the base weights it loaded (the final model: see below)
             assert used == {0}, used
             continue
-        if RUNS[name].async_:  # rollouts run ahead of training (both batches may come from the checkpoint)
-            assert 0 in used and used <= set(range(harness.STEPS)), used
-        elif RUNS[name].eval_during_training:  # and the evaluation after the last step samples with its weights
-            assert used == set(range(harness.STEPS + 1)), used
+        if spec.async_:  # rollouts run ahead of training (both batches may come from the checkpoint)
+            assert 0 in used and used <= set(range(steps)), used
+        elif spec.eval_during_training:  # and the evaluation after the last step samples with its weights
+            assert used == set(range(steps + 1)), used
+        elif spec.preempt_after:  # the base model's weights never sample: the checkpoint's do, then each step's
+            assert used == set(range(1, steps + 1)), used
         else:
-            assert used == set(range(harness.STEPS)), used
+            assert used == set(range(steps)), used
         engine = load_file(log.with_name(log.stem + "-weights.safetensors"))  # the engine model's own
         expected = _under_vllm_names(final)
         assert expected.keys() <= engine.keys(), sorted(expected.keys() - engine.keys())
@@ -250,6 +259,9 @@ def test_grading_faults_score_0_and_show_in_the_logs(runs):
     scalars = _scalars(run)
     timeouts = scalars["train/grading_timeout"]
     assert sorted(timeouts) == list(range(1, harness.STEPS + 1))
+    log = Path(run["log"]).read_text(errors="replace")
+    for step in timeouts:  # the reward's faults reach the log as a warning, every step
+        assert f"[openrlhf_nsr] warning: step {step}: " in log and "grading_timeout 100%" in log
     assert all(v > 0.5 for v in timeouts.values()), timeouts
     for step, correct in scalars["train/rollout/correct_frac"].items():
         assert correct <= 1.0 - timeouts[step] + 1e-6  # a sample whose grading timed out scored 0
@@ -274,7 +286,7 @@ def test_summary_says_what_each_run_is(summary, runs):
     for name, spec in RUNS.items():
         run = runs[name]
         assert (run["estimator"], run["actor_ranks"], run["async"], run["steps"]) == (
-            spec.estimator, spec.actor_ranks, spec.async_, harness.STEPS)  # fmt: skip
+            spec.estimator, spec.actor_ranks, spec.async_, spec.steps)  # fmt: skip
         assert run["command"][:2] == ["bash", str(harness.REPO / "recipes" / "launch.sh")], run["command"]
         assert Path(run["tensorboard_dir"]).is_dir() and Path(run["final_model"]).is_dir()
         assert run["final_model"] == str(Path(summary["checkpoint_root"]) / harness.MODEL_NAME / name / "final")
@@ -335,3 +347,80 @@ def test_each_recipe_sets_the_estimator_the_harness_expects():
     for recipe, estimator in harness.RECIPE_ESTIMATORS.items():
         text = (harness.REPO / "recipes" / "objectives" / f"{recipe}.sh").read_text()
         assert f"--algo.advantage.estimator {estimator}" in text, recipe
+
+
+RESUMED_RUNS = [name for name, run in RUNS.items() if run.preempt_after]
+
+
+def _steps_per_event_file(run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logged = []
+    for events in sorted(Path(run["tensorboard_dir"]).rglob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime):
+        accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        logged.append(sorted(e.step for e in accumulator.Scalars("train/rollout/num_samples")))
+    return logged
+
+
+def _trainer_steps(folder):
+    lines = (Path(folder) / "trainer-steps.jsonl").read_text().splitlines()
+    return {record["step"]: sorted(record["prompts"]) for record in map(json.loads, lines)}
+
+
+@pytest.mark.parametrize("name", RESUMED_RUNS)
+def test_a_preempted_run_resumes_from_its_checkpoint_and_logs_each_step_once(runs, name):
+    """Killed right after step 2's checkpoint (the first launch fails), relaunched with --ckpt.load_enable:
+    OpenRLHF logs steps 1-2 in the first launch's events and 3-4 in the second's, each once."""
+    run, spec = runs[name], RUNS[name]
+    first = run["preempted"]
+    assert first["returncode"] != 0 and "[e2e] preempted after step 2's checkpoint" in Path(first["log"]).read_text()
+    assert run["returncode"] == 0, _log_tail(run)
+    assert "--ckpt.load_enable" in run["launch_env"]["EXTRA_ARGS"].split()
+    assert _steps_per_event_file(run) == [[1, 2], [3, 4]]
+    assert spec.steps == 4  # 20 prompts in batches of 8, the partial batch of 4 dropped: 2 steps per pass
+
+
+@pytest.mark.parametrize("name", RESUMED_RUNS)
+def test_a_resumed_run_trains_on_the_prompts_of_the_uninterrupted_run(runs, name):
+    """The same --train.seed gives the same prompt order (the plugin seeds OpenRLHF's sampler), and the
+    sampler's state in the checkpoint continues it: every step, resumed or not, trains the same prompts."""
+    run, uninterrupted = runs[name], runs[name.removesuffix("_resumed")]
+    steps = {**_trainer_steps(run["preempted"]["engine_log_dir"]), **_trainer_steps(run["engine_log_dir"])}
+    reference = _trainer_steps(uninterrupted["engine_log_dir"])
+    assert sorted(steps) == sorted(reference) == [1, 2, 3, 4]
+    assert all(steps[s] == reference[s] for s in reference)
+    assert len({p for s in (1, 2) for p in reference[s]}) == 16  # a pass: 16 distinct prompts of the 20
+
+
+@pytest.mark.parametrize("name", RESUMED_RUNS)
+def test_a_resumed_run_continues_its_lambdas(runs, name):
+    """Schedules: the same lambda at every step as uninterrupted. The controller: its state (lambda and
+    the first step's entropy) comes back from the checkpoint, so one controller replayed over all four
+    logged entropies gives the logged lambdas (test_lambda_is_logged_every_step_as_configured), which a
+    controller started afresh at step 3 would not. (Its lambdas equal the uninterrupted run's only as far
+    as the samples do: vLLM's CPU sampling is not reproducible from run to run, so the entropies differ.)"""
+    from openrlhf_nsr.schedules import EntropyLambdaController
+
+    lam = _scalars(runs[name])["train/rollout/lambda"]
+    reference = _scalars(runs[name.removesuffix("_resumed")])["train/rollout/lambda"]
+    assert sorted(lam) == sorted(reference) == [1, 2, 3, 4]
+    if "sched" in name:
+        assert lam == pytest.approx(reference, abs=1e-9)
+        return
+    entropy = _scalars(runs[name])["train/rollout/entropy"]
+    restored = f"[openrlhf_nsr] step 2: lambda controller resumed: lambda {lam[2]:g}, reference entropy "
+    log = Path(runs[name]["log"]).read_text(errors="replace")
+    assert restored in log and log.split(restored)[1].split()[0] == f"{entropy[1]:g}"
+    afresh = EntropyLambdaController(target=0.9, lam_max=0.1)
+    assert afresh.update(entropy[3]) != pytest.approx(lam[3], abs=1e-6)
+
+
+@pytest.mark.parametrize("name", [n for n, r in RUNS.items() if not r.async_])
+def test_the_starting_model_is_evaluated_before_training(runs, name):
+    """--eval.before_training (the recipes'): OpenRLHF's evaluation at step 0, not again on resume."""
+    scalars = _scalars(runs[name])
+    at_zero = [tag for tag, values in scalars.items() if tag.startswith("eval/") and 0 in values]
+    assert at_zero, sorted(scalars)
+    if RUNS[name].preempt_after:
+        assert _steps_per_event_file(runs[name])[1][0] == 3  # the resumed launch starts at step 3

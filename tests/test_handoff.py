@@ -10,7 +10,7 @@ import sys
 
 import pytest
 from conftest import PAPER_DATA, REPO
-from recipe_runs import RECIPES, dry_runs
+from recipe_runs import RECIPES, dry_runs, prepared_data_dir
 from tiny_model import build_tiny_model
 
 from openrlhf_nsr import data
@@ -62,6 +62,27 @@ def recipe_command(recipe, cwd, fake_python, **env) -> list:
                             env=clean_env(DRY_RUN="1", PYTHON=str(fake_python), **env), timeout=60)  # fmt: skip
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def default_data_dirs():
+    """The recipes' default DATA_DIR (<repo>/data/<template>) holding train.jsonl and eval.jsonl, as after a
+    user's first run (a dry run checks the data it will read): made where missing, removed afterwards."""
+    made = []
+    for template in TEMPLATES.values():
+        folder = REPO / "data" / template
+        for name in ("train.jsonl", "eval.jsonl"):
+            if not (folder / name).exists():
+                folder.mkdir(parents=True, exist_ok=True)
+                shutil.copy(prepared_data_dir() / name, folder / name)
+                made.append(folder / name)
+    yield
+    for path in made:
+        path.unlink(missing_ok=True)
+    for template in TEMPLATES.values():
+        for folder in (REPO / "data" / template, REPO / "data"):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +151,8 @@ def test_relative_paths_are_taken_against_the_directory_the_user_launches_from(t
     cwd.mkdir()
     for recipe in RECIPES[:: len(RUN_NAMES)] + [REPO / "recipes" / "qwen3-4b" / "psr.sh"]:
         model, run = recipe.parent.name, recipe.stem
+        if not (cwd / "d").exists():
+            shutil.copytree(prepared_data_dir(), cwd / "d")
         words = recipe_command(recipe, cwd, print_argv, CHECKPOINT_ROOT="ckpts", DATA_DIR="d")
         assert flag(words, "--ckpt.output_dir") == str(cwd / "ckpts" / model / run / "final")
         assert flag(words, "--data.prompt_dataset") == str(cwd / "d" / "train.jsonl")

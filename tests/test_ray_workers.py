@@ -96,8 +96,8 @@ def test_ray_job_submit_runs_the_wrapper_and_patches_the_workers(worker_env):
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     with own_ray_head(env) as head:
         runtime_env = json.dumps(worker_env)
-        entrypoint = [sys.executable, str(HERE / "ray_probe.py"), "--actor.model_name_or_path", "/models/p",
-                      "--reward.remote_url", "/rewards/r.py", "--algo.advantage.estimator", "nsr"]  # fmt: skip
+        entrypoint = [sys.executable, str(HERE / "ray_probe.py"), "--actor.model_name_or_path", "Qwen/Qwen2.5-Math-7B",
+                      "--reward.remote_url", "math_verify", "--algo.advantage.estimator", "nsr"]  # fmt: skip
         for attempt in range(30):  # the job server comes up a little after `ray start` returns
             job = _ray("job", "submit", "--address", head.address, "--runtime-env-json", runtime_env,
                        "--", *entrypoint, env=env)  # fmt: skip

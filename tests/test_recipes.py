@@ -9,7 +9,7 @@ import sys
 
 import pytest
 from conftest import REPO
-from recipe_runs import RECIPES, dry_run
+from recipe_runs import RECIPES, dry_run, prepared_data_dir
 
 PAPER_OBJECTIVES = {"psr", "nsr", "w_reinforce", "reinforce"}
 LAUNCHER = REPO / "recipes" / "launch.sh"
@@ -21,8 +21,6 @@ MODEL_SETTINGS = (
     "MODEL_DEFAULT",
     "TEMPLATE",
     "VLLM_TP",
-    "TRAIN_TOKENS_PER_GPU",
-    "ROLLOUT_TOKENS_PER_GPU",
     "MODEL_ARGS",
 )
 REQUIRED = {**{name: "qwen3-4b/model.sh" for name in MODEL_SETTINGS}, "RUN_ARGS": "objectives/nsr.sh"}
@@ -43,7 +41,8 @@ def python_recorder(tmp_path):
 def bash(args, recorder, cwd, **env) -> subprocess.CompletedProcess:
     python, calls = recorder
     environment = {k: v for k, v in os.environ.items() if k != "DRY_RUN"}
-    environment.update(PYTHON=python, CALLS=str(calls), **env)
+    environment.update(PYTHON=python, CALLS=str(calls), DATA_DIR=str(prepared_data_dir()))
+    environment.update(env)
     cmd = ["bash", *map(str, args)]
     return subprocess.run(cmd, capture_output=True, text=True, env=environment, cwd=cwd, timeout=60)
 
@@ -63,6 +62,11 @@ def test_recipe_is_accepted_by_openrlhfs_parser_with_the_papers_settings(recipe)
     assert config["train"]["batch_size"] == 2048 and config["rollout"]["temperature"] == 1.0
     assert config["actor"]["adam"]["lr"] == 1e-6 and config["actor"]["eps_clip"] == 0.2
     assert config["eval"]["steps"] == 7 and config["ckpt"]["save_steps"] == 7
+    # the reference's length (119 steps, whole batches) and its evaluation at step 0; checkpoints that fit a disk
+    assert config["train"]["num_episodes"] == 17 and config["rollout"]["drop_last_batch"] is True
+    assert config["eval"]["before_training"] is True
+    assert config["ckpt"]["max_num"] == 2 and config["ckpt"]["best_metric_key"] == "none"
+    assert config["ckpt"]["save_hf"] is False and config["gpu_memory_gb"] == 80
     assert config["reward"]["remote_url"][0].endswith("openrlhf_nsr/reward.py")
     assert (
         config["train"]["colocate_all"] and config["vllm"]["num_engines"] * config["vllm"]["tensor_parallel_size"] == 8
@@ -82,12 +86,19 @@ def test_recipe_is_accepted_by_openrlhfs_parser_with_the_papers_settings(recipe)
 
 
 def test_environment_variables_adapt_a_recipe_without_editing_it(tmp_path):
+    model = tmp_path / "my-qwen"  # a local model: the dry run reads its shape from config.json
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({
+        "vocab_size": 152064, "hidden_size": 3584, "num_hidden_layers": 28, "intermediate_size": 18944,
+        "num_attention_heads": 28, "num_key_value_heads": 4,
+    }))  # fmt: skip
+    shutil.copytree(prepared_data_dir(), tmp_path / "data")
     config = dry_run(
         REPO / "recipes" / "qwen2.5-math-7b" / "nsr.sh",
-        MODEL_PATH="/models/my-qwen", DATA_DIR=str(tmp_path / "data"), OUTPUT_DIR=str(tmp_path / "out"),
+        MODEL_PATH=str(model), DATA_DIR=str(tmp_path / "data"), OUTPUT_DIR=str(tmp_path / "out"),
         NUM_NODES="2", GPUS_PER_NODE="4", EXTRA_ARGS="--train.seed 7",
     )  # fmt: skip
-    assert config["actor"]["model_name_or_path"] == "/models/my-qwen"
+    assert config["actor"]["model_name_or_path"] == str(model)
     assert config["data"]["prompt_dataset"] == str(tmp_path / "data" / "train.jsonl")
     assert config["ckpt"]["path"] == str(tmp_path / "out" / "ckpt")
     assert (config["actor"]["num_nodes"], config["actor"]["num_gpus_per_node"]) == (2, 4)
@@ -173,7 +184,7 @@ def test_the_launcher_names_a_setting_a_settings_file_does_not_set(name, recipes
     assert not python_recorder[1].exists()
 
 
-WRONG_KIND = [("VLLM_TP", "two", "a positive integer"), ("TRAIN_TOKENS_PER_GPU", "0", "a positive integer"),
+WRONG_KIND = [("VLLM_TP", "two", "a positive integer"), ("VLLM_TP", "0", "a positive integer"),
               ("MODEL_ARGS", "--data.max_len", "an array"), ("TEMPLATE", "", "a value")]  # fmt: skip
 
 
@@ -187,3 +198,74 @@ def test_the_launcher_names_a_setting_of_the_wrong_kind(name, value, kind, recip
     message = f"recipes/launch.sh: {name} must be {kind}, not '{value}': recipes/qwen3-4b/model.sh sets it"
     assert result.stderr.startswith(message), result.stderr
     assert not python_recorder[1].exists()
+
+
+def _plan(recipe, **env):
+    """The lines the wrapper's dry run prints about a recipe's steps, memory, disk and labels."""
+    from recipe_runs import _dry_run_process
+
+    result = _dry_run_process(recipe, None, env)
+    return result, [line for line in result.stdout.splitlines() if line.startswith("[openrlhf_nsr] ")]
+
+
+@pytest.mark.parametrize("model", ["qwen2.5-math-7b", "qwen3-4b", "llama3.1-8b-instruct"])
+def test_every_recipe_fits_an_80gb_gpu_and_says_its_steps_memory_and_disk(model):
+    result, lines = _plan(REPO / "recipes" / model / "nsr.sh")
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = "\n".join(lines)
+    # 7,500 prompts: 7 whole batches of 1,024 per pass (the last 332 dropped), x 17 passes
+    assert "7500 prompts / 1024 per rollout batch = 7 batches per pass" in text and "= 119 steps" in text
+    assert "evaluations: 18 (step 0 included)" in text
+    memory = [line for line in lines if "memory per GPU" in line]
+    assert len(memory) == 2
+    for line in memory:  # both phases' estimates below the 80 GB the recipes assume by default
+        assert float(line.split(" tokens: ")[1].split(" GB")[0]) <= 80.0, line
+    disk = next(line for line in lines if "disk: " in line)
+    assert float(disk.split("disk: ")[1].split(" GB")[0]) < 300 and "2 DeepSpeed checkpoint(s) kept" in disk
+    assert "labels of --data.prompt_dataset: 2000 of 7500 checked, 0 the reward cannot grade" in text
+
+
+def test_the_token_budgets_follow_the_gpus_memory():
+    recipe = REPO / "recipes" / "qwen2.5-math-7b" / "psr.sh"
+    budgets = {}
+    for gb in ("80", "141"):
+        config = dry_run(recipe, GPU_MEMORY_GB=gb)
+        budgets[gb] = (config["train"]["max_tokens_per_gpu"], config["rollout"]["max_tokens_per_gpu"])
+    assert budgets["80"] == (11000, 26000) and budgets["141"] == (24000, 56000)
+    reference = dry_run(recipe, GPU_MEMORY_GB="0")  # no estimate: the reference's budgets, no check
+    assert (reference["train"]["max_tokens_per_gpu"], reference["rollout"]["max_tokens_per_gpu"]) == (48000, 64000)
+
+
+def test_a_sequence_too_long_for_one_gpu_is_refused_with_what_fits():
+    """Qwen3-4B's 32,768-token sequences: one alone needs ~167 GB to train; the recipe splits each over 4
+    GPUs with ring attention. Without it the dry run refuses, naming the ring size and the other way out."""
+    result, _ = _plan(REPO / "recipes" / "qwen3-4b" / "nsr.sh", EXTRA_ARGS="--ds.ring_attn_size 1")
+    assert result.returncode == 2
+    error = result.stderr.strip().splitlines()[-1]
+    assert "one training micro-batch of 32768 tokens needs about 166.7 GB" in error
+    assert "--ds.ring_attn_size 4" in error and "--data.max_len" in error and "--gpu_memory_gb 0" in error
+
+
+def test_a_dry_run_without_the_data_says_how_a_real_run_writes_it(python_recorder, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(prepared_data_dir() / "train.jsonl", data / "train.jsonl")  # eval.jsonl missing
+    result = bash(
+        [REPO / "recipes" / "qwen3-4b" / "nsr.sh"], python_recorder, tmp_path, DRY_RUN="1", DATA_DIR=str(data)
+    )
+    assert result.returncode == 2
+    assert f"DATA_DIR={data} has no eval.jsonl" in result.stderr
+    assert "openrlhf_nsr.prepare_data --datasets math,aime2025,amc23 --template qwen3_no_thinking" in result.stderr
+
+
+def test_a_real_run_writes_only_the_data_file_that_is_missing(python_recorder, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(prepared_data_dir() / "train.jsonl", data / "train.jsonl")
+    result = bash([REPO / "recipes" / "qwen3-4b" / "nsr.sh"], python_recorder, tmp_path, DATA_DIR=str(data))
+    assert result.returncode == 0, result.stderr
+    calls = python_recorder[1].read_text().splitlines()
+    prepared = [call for call in calls if "openrlhf_nsr.prepare_data" in call]
+    assert prepared == [f"-m openrlhf_nsr.prepare_data --datasets math,aime2025,amc23 --template qwen3_no_thinking "
+                        f"--out {data}/eval.jsonl"]  # fmt: skip
+    assert calls[-1].startswith("-m openrlhf_nsr.train_ppo_ray ")

@@ -4,8 +4,6 @@
 MODEL_DEFAULT=meta-llama/Llama-3.1-8B-Instruct
 TEMPLATE=llama                 # paper-spec §2 prompt template
 VLLM_TP=2                      # as for Qwen2.5-Math-7B (an 8B model also fits TP=1)
-TRAIN_TOKENS_PER_GPU=48000     # as for Qwen2.5-Math-7B
-ROLLOUT_TOKENS_PER_GPU=64000   # as for Qwen2.5-Math-7B
 MODEL_ARGS=(
   --data.max_len 4096          # paper v2: context 4,096 = prompt 1,024 + response 3,072
   --rollout.max_new_tokens 3072

@@ -3,8 +3,6 @@
 MODEL_DEFAULT=Qwen/Qwen2.5-Math-7B
 TEMPLATE=qwen                  # paper-spec §2 prompt template
 VLLM_TP=2                      # reference: rollout.tensor_model_parallel_size=2
-TRAIN_TOKENS_PER_GPU=48000     # reference: ppo_max_token_len_per_gpu=48000
-ROLLOUT_TOKENS_PER_GPU=64000   # reference: log_prob_max_token_len_per_gpu=64000
 MODEL_ARGS=(
   --data.max_len 4096          # §2: prompt 1,024 + response 3,072 (max_prompt_length=1024, max_response_length=3072)
   --rollout.max_new_tokens 3072

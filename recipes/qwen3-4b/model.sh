@@ -4,9 +4,12 @@
 MODEL_DEFAULT=Qwen/Qwen3-4B
 TEMPLATE=qwen3_no_thinking     # paper-spec §2 (prompt_template_type=qwen3_no_thinking)
 VLLM_TP=2                      # reference: rollout.tensor_model_parallel_size=2
-TRAIN_TOKENS_PER_GPU=48000     # reference: ppo_max_token_len_per_gpu=48000 (>= one 32,768-token sequence)
-ROLLOUT_TOKENS_PER_GPU=64000   # reference: log_prob_max_token_len_per_gpu=64000
 MODEL_ARGS=(
   --data.max_len 32768         # §2: prompt 1,024 + response 31,744 (max_response_length=31744)
   --rollout.max_new_tokens 31744
+  # One 32,768-token sequence needs about 167 GB of one GPU to train in OpenRLHF's actor (fp32 logits and
+  # entropy over a 152k vocabulary: recipes/README.md "Memory per GPU"), more than an H200 has: ring attention
+  # splits each sequence over 4 GPUs (about 54 GB each). Needs `pip install ring_flash_attn`; nsr / psr then
+  # mask the samples they ignore instead of removing them (same update, more compute). Not in the paper (verl).
+  --ds.ring_attn_size 4
 )

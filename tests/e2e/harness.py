@@ -61,6 +61,10 @@ class Run:
     env: Dict[str, str] = field(default_factory=dict)
     prompts_per_step: int = 8
     eval_during_training: bool = False  # OpenRLHF's evaluation during training, at the last step
+    steps: int = 2  # rollout batches trained (the CPU profile's; the resume runs' flags give 4)
+    preempt_after: Optional[int] = (
+        None  # the trainer dies after this step's checkpoint; resumed with --ckpt.load_enable
+    )
     note: str = ""
 
     @property
@@ -71,6 +75,7 @@ class Run:
 # recipes/objectives/<recipe>.sh -> the estimator it sets (tests/test_e2e.py checks each against the file)
 RECIPE_ESTIMATORS = {"psr": "psr", "nsr": "nsr", "w_reinforce": "w_reinforce", "grpo": "group_norm"}
 
+RESUME_FLAGS = ["--data.max_samples", "20", "--train.num_episodes", "2", "--ckpt.save_steps", "2"]
 RUNS = [
     Run("psr", "psr"),
     Run("nsr", "nsr"),
@@ -128,10 +133,28 @@ RUNS = [
     Run(
         "nsr_grading_faults",
         "nsr",
+        ["--data.skip_label_check"],  # with this time limit the start-up label check would refuse the golds
         dataset="train_latex_golds.jsonl",
         env={"OPENRLHF_NSR_REWARD_TIMEOUT": "1e-6"},
         prompts_per_step=4,
-        note="the reward's workers time out: samples score 0, grading_timeout logged",
+        note="the reward's workers time out: samples score 0, grading_timeout logged, a warning every step",
+    ),  # fmt: skip
+    # Preemption: 20 prompts in rollout batches of 8 (the recipes' --rollout.drop_last_batch drops the
+    # last 4 of each pass: 2 batches per pass, 2 passes = 4 steps), a checkpoint every 2 steps. Each
+    # pair: the run uninterrupted, and the same run killed after step 2's checkpoint and resumed.
+    *(
+        Run(f"{name}{suffix}", "w_reinforce", flags + RESUME_FLAGS, steps=4, preempt_after=preempt, note=note)
+        for name, flags in (
+            ("w_reinforce_sched4", ["--algo.advantage.w_reinforce_lambda", "0:0,4:0.1"]),
+            (
+                "w_reinforce_adaptive4",
+                ["--algo.advantage.lambda_controller", "entropy", "--algo.advantage.lambda_controller_target", "0.9"],
+            ),
+        )
+        for suffix, preempt, note in (
+            ("", None, "4 steps of 2 passes (partial batch dropped), uninterrupted"),
+            ("_resumed", 2, "the same, killed after step 2's checkpoint and resumed with --ckpt.load_enable"),
+        )
     ),  # fmt: skip
 ]
 # The recipes' model settings the e2e runs under (the tiny model has its template, qwen).
@@ -224,7 +247,7 @@ def cpu_profile_flags(run: Run) -> List[str]:
 
 def data_dir(task: Path, run: Run, out: Path) -> Path:
     """A DATA_DIR as recipes/launch.sh reads it: the run's prompts as train.jsonl, and eval.jsonl
-    (the first 8 of them: only OpenRLHF's evaluation during training reads it)."""
+    (the first 8 of them: OpenRLHF's evaluation before and during training reads it)."""
     folder = out / "data" / Path(run.dataset).stem
     if not (folder / "eval.jsonl").exists():
         folder.mkdir(parents=True, exist_ok=True)
@@ -292,6 +315,16 @@ def train(run: Run, task: Path, out: Path, checkpoints: Path) -> dict:
     env = environment(run_dir / "engine", {"RAY_OVERRIDE_RESOURCES": ray_resources(run), **launch_env, **run.env})
     (run_dir / "command.json").write_text(json.dumps({"command": command, "env": launch_env}, indent=1))
     start = time.time()
+    preempted = {}
+    if run.preempt_after:  # first the run that dies after step N's checkpoint, with its own engine record
+        (run_dir / "engine-preempted").mkdir()
+        first_env = {**env, "OPENRLHF_NSR_ENGINE_LOG_DIR": str(run_dir / "engine-preempted"),
+                     "OPENRLHF_NSR_E2E_PREEMPT_AFTER_STEP": str(run.preempt_after)}  # fmt: skip
+        with open(run_dir / "train-preempted.log", "w") as log:
+            preempted = {"returncode": run_process(command, run_dir, first_env, log, RUN_TIMEOUT),
+                         "log": str(run_dir / "train-preempted.log"),
+                         "engine_log_dir": str(run_dir / "engine-preempted")}  # fmt: skip
+        env["EXTRA_ARGS"] = launch_env["EXTRA_ARGS"] = launch_env["EXTRA_ARGS"] + " --ckpt.load_enable"
     with open(run_dir / "train.log", "w") as log:
         returncode = run_process(command, run_dir, env, log, RUN_TIMEOUT)
     wall = time.time() - start
@@ -306,7 +339,8 @@ def train(run: Run, task: Path, out: Path, checkpoints: Path) -> dict:
         "note": run.note,
         "actor_ranks": run.actor_ranks,
         "async": run.async_,
-        "steps": STEPS,
+        "steps": run.steps,
+        "preempted": preempted,
         "returncode": returncode,
         "wall_s": round(wall, 1),
         "log": str(run_dir / "train.log"),
