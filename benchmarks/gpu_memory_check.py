@@ -14,11 +14,14 @@ initialised copy of the recipe's model with its real vocabulary, hidden size and
 logits path is full size and the per-layer terms scale by layers. No DeepSpeed: the model states
 (``memory.STATE_BYTES`` per parameter over the GPUs) are the estimate's only term not measured.
 
+Without OpenRLHF (a bare GPU machine) the script replicates ``Actor.forward``'s steps (``ActorForward``,
+the same tensors at the same sizes; at toy size both give the same peaks, tests/test_preflight.py).
+
 Printed: the measured peak above what was allocated before the step (weights and, for training,
 their gradients), next to the estimate's activations + logits terms for the same shape, and their
 ratio. On CUDA the peak is ``torch.cuda.max_memory_allocated``; elsewhere the peak of the bytes of
 live tensor storages, followed operator by operator (a ``TorchDispatchMode``). Needs torch,
-transformers and openrlhf; a minute or two on one GPU at the recipes' sizes (2 layers).
+transformers (openrlhf optional); a minute or two on one GPU at the recipes' sizes (2 layers).
 """
 
 from __future__ import annotations
@@ -44,13 +47,61 @@ TOY = memory.ModelShape(
 )
 
 
-def build_actor(shape: memory.ModelShape, layers: int, device, dtype):
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+class ActorForward(torch.nn.Module):
+    """Where OpenRLHF is not installed (a bare GPU machine: torch and transformers only): the steps of
+    OpenRLHF 0.11.2's ``Actor.forward`` (models/actor.py, lines 265-300) for one unpacked row, with
+    ``return_output=True, return_entropy=True``: fp32 logits, ``compute_entropy``, and the log-probs of
+    ``log_probs_from_logits`` (flash-attn's fused cross entropy where installed, else gather minus the
+    chunked logsumexp). ``--require-openrlhf`` refuses to run without the real one."""
 
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def gradient_checkpointing_enable(self):
+        self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+    def forward(self, sequences, action_mask, attention_mask=None, return_output=True, return_entropy=True):
+        position_ids = attention_mask.long().cumsum(-1) - 1
+        output = self.model(sequences, attention_mask=attention_mask, position_ids=position_ids)
+        output["logits"] = output["logits"].to(torch.float32)
+        logits = output["logits"]
+        probabilities = torch.nn.functional.softmax(logits, dim=-1)
+        output.entropy = (torch.logsumexp(logits, dim=-1) - torch.sum(probabilities * logits, dim=-1))[:, :-1]
+        labels = torch.roll(sequences, shifts=-1, dims=1)
+        try:
+            from flash_attn.ops.triton.cross_entropy import cross_entropy_loss
+
+            log_probs = -cross_entropy_loss(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))[0].view(
+                *labels.shape
+            )
+        except ImportError:
+            picked = torch.gather(logits, dim=-1, index=labels.unsqueeze(-1)).squeeze(-1)
+            flat = logits.reshape(-1, logits.shape[-1])
+            lse = torch.zeros(flat.shape[0], device=logits.device, dtype=logits.dtype)
+            for start in range(0, flat.shape[0], 1024):
+                lse[start : start + 1024] = torch.logsumexp(flat[start : start + 1024], dim=-1)
+            log_probs = picked - lse.view(*labels.shape)
+        action_log_probs = log_probs[:, :-1][:, -action_mask.shape[1] :] * action_mask.float()
+        return action_log_probs, output
+
+
+def openrlhf_actor():
+    """OpenRLHF's Actor class, or None where OpenRLHF is not installed."""
     from openrlhf_nsr import gpu_imports
 
-    with gpu_imports.placeholders(gpu_imports.missing()):  # OpenRLHF imports flash-attn's padding helpers
-        from openrlhf.models import Actor
+    try:
+        with gpu_imports.placeholders(gpu_imports.missing()):  # OpenRLHF imports flash-attn's padding helpers
+            from openrlhf.models import Actor
+    except ImportError:
+        return None
+    return Actor
+
+
+def build_actor(shape: memory.ModelShape, layers: int, device, dtype, use_openrlhf: bool = True):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    Actor = openrlhf_actor() if use_openrlhf else None
 
     config = Qwen2Config(
         vocab_size=shape.vocab, hidden_size=shape.hidden, intermediate_size=shape.intermediate,
@@ -61,8 +112,11 @@ def build_actor(shape: memory.ModelShape, layers: int, device, dtype):
     config._attn_implementation = "sdpa"
     with torch.device(device):
         model = Qwen2ForCausalLM(config).to(dtype)
-    actor = Actor(model)
-    actor.packing_samples = False  # one row: a packed micro-batch's layout, without flash-attn's helpers
+    if Actor is None:
+        actor = ActorForward(model)
+    else:
+        actor = Actor(model)
+        actor.packing_samples = False  # one row: a packed micro-batch's layout, without flash-attn's helpers
     actor.gradient_checkpointing_enable()
     model.train()
     return actor
@@ -116,9 +170,11 @@ def measured_terms(estimate: dict) -> float:
     return sum(value for name, value in estimate.items() if name.startswith(("activations", "logits")))
 
 
-def measure(shape: memory.ModelShape, tokens: int, layers: int, device: str, dtype=torch.bfloat16) -> dict:
+def measure(
+    shape: memory.ModelShape, tokens: int, layers: int, device: str, dtype=torch.bfloat16, use_openrlhf: bool = True
+) -> dict:
     torch.manual_seed(0)
-    actor = build_actor(shape, layers, device, dtype)
+    actor = build_actor(shape, layers, device, dtype, use_openrlhf)
     sequences = torch.randint(0, shape.vocab, (1, tokens), device=device)
     attention_mask = torch.ones_like(sequences)
     action_mask = torch.ones(1, tokens - 1, dtype=torch.bool, device=device)
@@ -137,6 +193,7 @@ def measure(shape: memory.ModelShape, tokens: int, layers: int, device: str, dty
     train_step()  # gradients allocated once: resident from then on, as in training
     small = memory.ModelShape(**{**vars(shape), "layers": layers})
     return {
+        "actor": type(actor).__module__ + "." + type(actor).__name__,
         "train": peak_bytes(train_step, device),
         "forward": peak_bytes(forward_step, device),
         "estimate_train": measured_terms(memory.training_bytes(small, tokens, 1)),
@@ -155,7 +212,12 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--layers", type=int, default=2, help="decoder layers of the random model")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="where to run")
+    parser.add_argument("--require-openrlhf", action="store_true", help="refuse to replicate Actor.forward")
     args = parser.parse_args(argv)
+    if openrlhf_actor() is None:
+        if args.require_openrlhf:
+            parser.error("OpenRLHF is not installed here (pip install openrlhf==0.11.2 --no-deps)")
+        print("OpenRLHF is not installed: its Actor.forward steps are replicated (ActorForward in this script)")
     if args.toy == bool(args.model):
         parser.error("give one of --model NAME or --toy")
     shape = TOY if args.toy else memory.KNOWN_MODELS[MODELS[args.model]]
@@ -166,7 +228,7 @@ def main(argv=None) -> int:
     result = measure(shape, tokens, args.layers, args.device)
     print(
         f"{args.model or 'toy'}: {tokens} tokens, {args.layers} layers, vocabulary {shape.vocab}, "
-        f"hidden {shape.hidden}, on {args.device}"
+        f"hidden {shape.hidden}, on {args.device}, through {result['actor']}"
     )
     for phase in ("train", "forward"):
         measured, estimate = result[phase], result[f"estimate_{phase}"]

@@ -51,6 +51,16 @@ def test_the_estimate_matches_the_measured_peak_of_openrlhfs_actor_at_toy_size()
     assert result["estimate_forward"] / result["forward"] == pytest.approx(1.0, abs=0.15), result
 
 
+def test_without_openrlhf_the_check_replicates_actor_forward_to_the_byte():
+    """A bare GPU machine (torch and transformers only) measures the same tensors: the replica of
+    Actor.forward gives OpenRLHF's peaks."""
+    real = gpu_memory_check.measure(gpu_memory_check.TOY, 1024, 2, "cpu", use_openrlhf=True)
+    replica = gpu_memory_check.measure(gpu_memory_check.TOY, 1024, 2, "cpu", use_openrlhf=False)
+    assert real["actor"].endswith("openrlhf.models.actor.Actor") and replica["actor"].endswith("ActorForward")
+    for phase in ("train", "forward"):
+        assert replica[phase] == pytest.approx(real[phase], rel=1e-3), (phase, real, replica)
+
+
 def test_gpu_memory_check_runs_as_a_script():
     out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_memory_check.py"), "--toy", "--tokens", "512"],
                          capture_output=True, text=True, timeout=300)  # fmt: skip
