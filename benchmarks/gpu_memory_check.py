@@ -202,16 +202,15 @@ def measure(
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", choices=sorted(MODELS), help="a recipe's model (its real vocabulary and widths)")
     parser.add_argument("--toy", action="store_true", help="a CPU-sized shape instead (vocabulary 16,384, hidden 64)")
-    parser.add_argument(
-        "--tokens", type=int, default=None, help="tokens in the micro-batch (default 48000; --toy 2048)"
-    )
-    parser.add_argument("--layers", type=int, default=2, help="decoder layers of the random model")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="where to run")
+    parser.add_argument("--tokens", type=int, default=None,
+                        help="tokens in the micro-batch (default: the recipe's training budget on 8 GPUs of 80 GB, "
+                             "as python -m openrlhf_nsr.memory gives it; --toy: 2048)")  # fmt: skip
+    parser.add_argument("--layers", type=int, default=2, help="decoder layers of the random model (default 2)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="where to run (default: cuda where there is one, else cpu)")  # fmt: skip
     parser.add_argument("--require-openrlhf", action="store_true", help="refuse to replicate Actor.forward")
     args = parser.parse_args(argv)
     if openrlhf_actor() is None:
@@ -221,15 +220,23 @@ def main(argv=None) -> int:
     if args.toy == bool(args.model):
         parser.error("give one of --model NAME or --toy")
     shape = TOY if args.toy else memory.KNOWN_MODELS[MODELS[args.model]]
-    tokens = args.tokens or (2048 if args.toy else 48000)
+    tokens = args.tokens or (2048 if args.toy else memory.budgets(shape, 8, 80)[0])
     if tokens < 2 or args.layers < 1:
         parser.error(f"need --tokens >= 2 and --layers >= 1, got --tokens {tokens} --layers {args.layers}")
     start = time.perf_counter()
-    result = measure(shape, tokens, args.layers, args.device)
+    print(f"measuring {tokens} tokens on {args.device} (on CPU at a real vocabulary: many minutes) ...", flush=True)
+    try:
+        result = measure(shape, tokens, args.layers, args.device)
+    except torch.OutOfMemoryError as err:
+        print(f"out of memory at {tokens} tokens on {args.device} ({str(err).splitlines()[0]}): try fewer --tokens",
+              file=sys.stderr)  # fmt: skip
+        return 1
     print(
         f"{args.model or 'toy'}: {tokens} tokens, {args.layers} layers, vocabulary {shape.vocab}, "
         f"hidden {shape.hidden}, on {args.device}, through {result['actor']}"
     )
+    print("  activations and the logits path only: the estimate's terms that grow with the tokens (the dry run")
+    print("  adds the model states over the GPUs, the gathered weights and 6 GB reserved)")
     for phase in ("train", "forward"):
         measured, estimate = result[phase], result[f"estimate_{phase}"]
         print(

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional
 
-GB = 1e9
+GB = 1e9  # GB as GPU makers count them (an "80 GB" H100 holds 85.5e9 bytes: the estimate keeps the difference)
 STATE_BYTES = 2 + 4 + 4 + 8  # bf16 weight, fp32 master weight, fp32 gradient, Adam m and v
 # Peak bytes per token x vocabulary entry of the logits path, measured through OpenRLHF's Actor by
 # benchmarks/gpu_memory_check.py (CPU, bf16, its log-prob path without flash-attn's fused cross
@@ -163,14 +163,17 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(
         prog="python -m openrlhf_nsr.memory",
-        description="Print the training and rollout token budgets per GPU that fit the GPU's memory "
-        "(the estimate of recipes/README.md, 'Memory per GPU').",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Print two numbers: the training and the log-prob (rollout) token budgets per GPU, the largest "
+        "that fit the GPU's memory by the estimate of recipes/README.md ('Memory per GPU'), at most the reference's "
+        "48000 / 64000 (what recipes/launch.sh sets). 0 when not even one token fits.",
     )
     parser.add_argument("--model", required=True, help="local model folder (its config.json) or a recipe's hub id")
     parser.add_argument("--gpus", type=int, required=True, help="GPUs the actor's ZeRO-3 states are split over")
-    parser.add_argument("--gpu-memory-gb", type=float, default=80.0, help="memory of one GPU, GB")
+    parser.add_argument("--gpu-memory-gb", type=float, default=80.0, help="memory of one GPU in GB of 10^9 bytes "
+                        "(default 80)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.model.startswith(("/", "./", "../")) and not Path(args.model).is_dir():
+        parser.error(f"--model {args.model}: no such folder")
     shape = model_shape(args.model)
     if shape is None:
         print(
@@ -181,7 +184,11 @@ def main(argv=None) -> int:
         return 2
     if args.gpus < 1 or args.gpu_memory_gb <= 0:
         parser.error(f"need --gpus >= 1 and --gpu-memory-gb > 0, got {args.gpus} and {args.gpu_memory_gb:g}")
-    print(*budgets(shape, args.gpus, args.gpu_memory_gb))
+    train, rollout = budgets(shape, args.gpus, args.gpu_memory_gb)
+    if not train or not rollout:
+        print(f"openrlhf_nsr.memory: the model's states alone do not fit {args.gpu_memory_gb:g} GB per GPU over "
+              f"{args.gpus} GPUs", file=sys.stderr)  # fmt: skip
+    print(train, rollout)
     return 0
 
 

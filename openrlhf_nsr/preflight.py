@@ -57,11 +57,23 @@ def check_sources(model: str, datasets: List[Tuple[str, Optional[str]]], remote_
         if url.endswith(".py"):
             if not Path(url).is_file():
                 raise Refusal(f"--reward.remote_url {url}: no such reward file")
+            if "def reward_func" not in Path(url).read_text(errors="replace"):
+                raise Refusal(f"--reward.remote_url {url}: the file defines no reward_func(queries, prompts, labels)")
             continue
         raise Refusal(
             f"--reward.remote_url {url}: not a reward OpenRLHF can call; give {BUILTIN_REWARD} (the package's math "
             f"reward), an http(s):// URL of a reward server, or the path of a .py file defining reward_func"
         )
+
+
+def resume_step(config) -> Optional[Tuple[str, int]]:
+    """(checkpoint folder, its step) that ``--ckpt.load_enable`` resumes from: DeepSpeed's ``latest`` tag."""
+    latest = Path(config.ckpt.path) / "_actor" / "latest"
+    if not latest.is_file():
+        return None
+    tag = latest.read_text().strip()
+    match = re.search(r"(\d+)$", tag)
+    return (str(latest.parent / tag), int(match.group(1))) if match else None
 
 
 def count_rows(path: str) -> Optional[int]:
@@ -81,6 +93,10 @@ def count_rows(path: str) -> Optional[int]:
     except (OSError, ValueError):
         return None
     return None
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "es" if noun.endswith(("s", "h")) else "s")
 
 
 def _get(config, dotted: str, default=None):
@@ -118,6 +134,13 @@ def plan(config, gpu_memory_gb: Optional[float]) -> List[str]:
     """Lines describing the run's length, memory and disk; Refusal if the memory estimate exceeds
     ``gpu_memory_gb`` (None: not checked)."""
     lines = []
+    resume = resume_step(config)
+    if _get(config, "ckpt.load_enable", False):
+        lines.append(
+            f"resume: from {resume[0]} at step {resume[1]} (the step-0 evaluation is not repeated)"
+            if resume
+            else f"resume: no checkpoint in {config.ckpt.path}/_actor yet: the run starts from step 0"
+        )
     prompt_paths = _dataset_paths(config.data.prompt_dataset)
     counts = [count_rows(p) for p in prompt_paths]
     shape = memory.model_shape(config.actor.model_name_or_path)
@@ -125,27 +148,31 @@ def plan(config, gpu_memory_gb: Optional[float]) -> List[str]:
     if counts and None not in counts:
         prompts = min(sum(counts), config.data.max_samples)
         per_pass, used, total_steps = steps_plan(prompts, config)
+        drop = _get(config, "rollout.drop_last_batch", False)
         rule = (
             f"the last {prompts - used} prompts of each shuffled pass dropped by --rollout.drop_last_batch"
             if used < prompts
+            else "fewer prompts than one batch: that partial batch is trained, --rollout.drop_last_batch or not"
+            if prompts < config.rollout.batch_size
             else "OpenRLHF trains the partial last batch; --rollout.drop_last_batch drops it"
-            if prompts % config.rollout.batch_size
+            if prompts % config.rollout.batch_size and not drop
             else "every batch whole"
         )
         evals = total_steps // config.eval.steps if config.eval.dataset and config.eval.steps > 0 else 0
-        before = 1 if _get(config, "eval.before_training", False) and config.eval.dataset else 0
+        before = 1 if _get(config, "eval.before_training", False) and config.eval.dataset and not resume else 0
         lines.append(
-            f"steps: {prompts} prompts / {config.rollout.batch_size} per rollout batch = {per_pass} batches per pass "
-            f"({rule}) x {config.train.num_episodes} passes = {total_steps} steps; evaluations: "
+            f"steps: {prompts} prompts / {config.rollout.batch_size} per rollout batch = {_n(per_pass, 'batch')} per "
+            f"pass ({rule}) x {_n(config.train.num_episodes, 'pass')} = {_n(total_steps, 'step')}; evaluations: "
             f"{evals + before}{' (step 0 included)' if before else ''}"
         )
     else:
         lines.append("steps: unknown (the prompt dataset is not a local .jsonl / .json / .parquet file)")
 
     if shape is None:
+        unchecked = f"; --gpu_memory_gb {gpu_memory_gb:g} NOT checked" if gpu_memory_gb else ""
         lines.append(
-            f"memory and disk: unknown shape of {config.actor.model_name_or_path} (a local folder with a "
-            f"config.json, or one of {', '.join(memory.KNOWN_MODELS)})"
+            f"memory and disk: not estimated, unknown shape of {config.actor.model_name_or_path} (a local folder "
+            f"with a config.json, or one of {', '.join(memory.KNOWN_MODELS)}){unchecked}"
         )
         return lines
     gpus = config.actor.num_nodes * config.actor.num_gpus_per_node
@@ -157,8 +184,9 @@ def plan(config, gpu_memory_gb: Optional[float]) -> List[str]:
         terms = cost(shape, tokens, gpus)
         total = sum(terms.values())
         what = "training micro-batch" if phase == "train" else "log-prob forward"
+        checked = f" (of {gpu_memory_gb:g} GB)" if gpu_memory_gb else " (not checked against a GPU: --gpu_memory_gb)"
         lines.append(
-            f"memory per GPU, one {what} of {tokens} tokens: {memory.fmt_gb(total)} = "
+            f"memory per GPU, one {what} of {tokens} tokens: {memory.fmt_gb(total)}{checked} = "
             + " + ".join(f"{name} {memory.fmt_gb(value)}" for name, value in terms.items())
         )
         if gpu_memory_gb is not None and total > gpu_memory_gb * memory.GB:
@@ -173,15 +201,16 @@ def _memory_advice(config, shape, gpus, gpu_gb, phase, tokens, total) -> str:
     flag = f"--{phase}.max_tokens_per_gpu"
     ring = max(1, _get(config, "ds.ring_attn_size", 1))
     longest = math.ceil(config.data.max_len / ring)
-    advice = f"set {flag} {fits} or less (recipes: GPU_MEMORY_GB, the GPU's memory in GB)"
+    budget = "TRAIN_TOKENS_PER_GPU" if phase == "train" else "ROLLOUT_TOKENS_PER_GPU"
+    advice = f"set {flag} {fits} or less (recipes: {budget}={fits}, or GPU_MEMORY_GB to the GPU's memory)"
     if fits < longest:  # one sequence alone is too much: split it over GPUs, or shorten it
         rings = [r for r in (2, 4, 8) if r > ring and gpus % r == 0 and memory.largest_fitting(
             shape, gpus, gpu_gb, forward=(phase == "rollout")) >= math.ceil(config.data.max_len / r)]  # fmt: skip
         advice = (
             f"one sequence of {config.data.max_len} tokens (--data.max_len) does not fit on one GPU of this size: "
             + (
-                f"split each over {rings[0]} GPUs with ring attention (--ds.ring_attn_size {rings[0]}, "
-                f"pip install ring_flash_attn), or "
+                f"split each over {rings[0]} GPUs with ring attention (--ds.ring_attn_size {rings[0]}; recipes: "
+                f'EXTRA_ARGS="--ds.ring_attn_size {rings[0]}"; pip install ring_flash_attn), or '
                 if rings
                 else ""
             )
@@ -190,7 +219,9 @@ def _memory_advice(config, shape, gpus, gpu_gb, phase, tokens, total) -> str:
     return (
         f"--gpu_memory_gb {gpu_gb:g}: one {'training micro-batch' if phase == 'train' else 'log-prob forward'} of "
         f"{tokens} tokens needs about {memory.fmt_gb(total)} per GPU by the estimate of recipes/README.md "
-        f"('Memory per GPU'), more than the GPU has: {advice}. --gpu_memory_gb 0 skips this check."
+        f"('Memory per GPU', GB = 10^9 bytes), more than the GPU has: {advice}. To skip this check: --gpu_memory_gb 0 "
+        f'(recipes: EXTRA_ARGS="--gpu_memory_gb 0"; GPU_MEMORY_GB=0 also sets the reference\'s budgets, which need '
+        f"about 250 GB)"
     )
 
 

@@ -60,6 +60,11 @@ def extend_parser(parser: argparse.ArgumentParser) -> float:
     estimator.choices = list(estimator.choices) + [
         n for n in objectives.objective_names() if n not in estimator.choices
     ]
+    remote_url = actions[REMOTE_URL]
+    remote_url.help = (remote_url.help or "") + (
+        "; openrlhf_nsr: also math_verify (the package's math reward, openrlhf_nsr/reward.py) or the path of a "
+        ".py file defining reward_func(queries, prompts, labels)"
+    )
     estimator.help += (
         "; openrlhf_nsr adds psr (correct samples only, +1), nsr (incorrect only, -1) and w_reinforce "
         "(+lambda / -1), Zhu et al. 2025 (arXiv 2506.01347)"

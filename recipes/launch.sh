@@ -98,6 +98,7 @@ DATA_DIR=$(abs_path "${DATA_DIR:-$(data_dir "$TEMPLATE")}")
 OUTPUT_DIR=$(abs_path "${OUTPUT_DIR:-$(run_dir "$MODEL" "$RUN")}")
 GPUS=$((NUM_NODES * GPUS_PER_NODE))
 GPU_MEMORY_GB=${GPU_MEMORY_GB:-80}
+[[ "$GPU_MEMORY_GB" =~ ^[0-9]+([.][0-9]+)?$ ]] || { echo "recipes/launch.sh: GPU_MEMORY_GB must be the memory of one GPU in GB, a number (80 for an H100, 141 for an H200; 0: no check), not '$GPU_MEMORY_GB'" >&2; exit 2; }
 if [ "$GPU_MEMORY_GB" = 0 ]; then  # no estimate, no check: the reference's budgets unless set
   TRAIN_TOKENS_PER_GPU=${TRAIN_TOKENS_PER_GPU:-48000} ROLLOUT_TOKENS_PER_GPU=${ROLLOUT_TOKENS_PER_GPU:-64000}
 elif [ -z "${TRAIN_TOKENS_PER_GPU:-}" ] || [ -z "${ROLLOUT_TOKENS_PER_GPU:-}" ]; then
@@ -149,7 +150,9 @@ if [[ " ${EXTRA_ARGS:-} " == *" --train.async_enable "* ]]; then
   for i in "${!PAPER_ARGS[@]}"; do  # the async trainer has no evaluation at step 0
     [ "${PAPER_ARGS[$i]}" = --eval.before_training ] && unset 'PAPER_ARGS[i]'
   done
-  echo "recipes/launch.sh: --train.async_enable: vLLM engines on GPUs of their own, no vLLM sleep mode, no evaluation at step 0" >&2
+  echo "recipes/launch.sh: --train.async_enable: vLLM engines on GPUs of their own, no vLLM sleep mode, no evaluation at step 0;" \
+    "this run takes $((2 * GPUS_PER_NODE)) GPUs per node ($GPUS_PER_NODE for the actors, as many for the engines): on a node of" \
+    "$GPUS_PER_NODE GPUs set GPUS_PER_NODE=$((GPUS_PER_NODE / 2))" >&2
 elif [[ "${VLLM_SLEEP:-1}" == 0 ]]; then
   SLEEP_ARGS=()
   echo "recipes/launch.sh: VLLM_SLEEP=0: no vLLM sleep mode" >&2

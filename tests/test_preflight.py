@@ -265,3 +265,37 @@ def test_each_rollout_actors_grader_pool_takes_its_share_of_the_node(monkeypatch
     assert env == {"worker_process_setup_hook": "x", "env_vars": {"A": "1", reward.ACTORS_PER_NODE_ENV: "4"}}
     told = {"env_vars": {reward.ACTORS_PER_NODE_ENV: "1"}}  # the user's value wins
     assert train_ppo_ray.with_reward_environment(told, config) == told
+
+
+def test_a_resumed_run_says_where_it_resumes_from(tmp_path):
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"q{i}", "answer": str(i)}) + "\n" for i in range(20)))
+    common = ["--actor.model_name_or_path", "Qwen/Qwen2.5-Math-7B", "--reward.remote_url", "math_verify",
+              "--data.prompt_dataset", str(data), "--data.input_key", "prompt", "--data.label_key", "answer",
+              "--eval.dataset", str(data), "--eval.before_training", "--rollout.batch_size", "8",
+              "--ckpt.path", str(tmp_path / "ckpt"), "--ckpt.load_enable", "--algo.advantage.estimator", "nsr",
+              "--dry_run"]  # fmt: skip
+    fresh = _wrapper(*common)
+    assert f"resume: no checkpoint in {tmp_path / 'ckpt'}/_actor yet: the run starts from step 0" in fresh.stdout
+    assert "evaluations: 1 (step 0 included)" in fresh.stdout
+    (tmp_path / "ckpt" / "_actor" / "global_step14").mkdir(parents=True)
+    (tmp_path / "ckpt" / "_actor" / "latest").write_text("global_step14")
+    resumed = _wrapper(*common)
+    assert f"resume: from {tmp_path / 'ckpt' / '_actor' / 'global_step14'} at step 14" in resumed.stdout
+    assert "evaluations: 0\n" in resumed.stdout  # no step-0 evaluation on resume (and no --eval.steps here)
+
+
+def test_a_reward_file_without_reward_func_is_refused(tmp_path):
+    reward = tmp_path / "reward.py"
+    reward.write_text("def score(x):\n    return 0\n")
+    with pytest.raises(preflight.Refusal, match="defines no reward_func"):
+        preflight.check_sources("Qwen/Qwen2.5-Math-7B", [], str(reward))
+
+
+def test_the_budget_tool_names_what_is_wrong():
+    run = [sys.executable, "-m", "openrlhf_nsr.memory", "--gpus", "8"]
+    missing = subprocess.run(run + ["--model", "/no/such/model"], capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "--model /no/such/model: no such folder" in missing.stderr
+    small = subprocess.run(run + ["--model", "Qwen/Qwen2.5-Math-7B", "--gpu-memory-gb", "20"], capture_output=True,
+                           text=True, timeout=120)  # fmt: skip
+    assert small.stdout.split() == ["0", "0"] and "do not fit 20 GB per GPU" in small.stderr

@@ -269,3 +269,11 @@ def test_a_real_run_writes_only_the_data_file_that_is_missing(python_recorder, t
     assert prepared == [f"-m openrlhf_nsr.prepare_data --datasets math,aime2025,amc23 --template qwen3_no_thinking "
                         f"--out {data}/eval.jsonl"]  # fmt: skip
     assert calls[-1].startswith("-m openrlhf_nsr.train_ppo_ray ")
+
+
+def test_a_gpu_memory_that_is_not_a_number_is_refused_by_the_recipe(python_recorder, tmp_path):
+    result = bash(
+        [REPO / "recipes" / "qwen3-4b" / "nsr.sh"], python_recorder, tmp_path, DRY_RUN="1", GPU_MEMORY_GB="80GB"
+    )
+    assert result.returncode == 2 and "GPU_MEMORY_GB must be the memory of one GPU in GB, a number" in result.stderr
+    assert not python_recorder[1].exists()
