@@ -102,9 +102,10 @@ GPU_MEMORY_GB=${GPU_MEMORY_GB:-80}
 if [ "$GPU_MEMORY_GB" = 0 ]; then  # no estimate, no check: the reference's budgets unless set
   TRAIN_TOKENS_PER_GPU=${TRAIN_TOKENS_PER_GPU:-48000} ROLLOUT_TOKENS_PER_GPU=${ROLLOUT_TOKENS_PER_GPU:-64000}
 elif [ -z "${TRAIN_TOKENS_PER_GPU:-}" ] || [ -z "${ROLLOUT_TOKENS_PER_GPU:-}" ]; then
-  # the largest budgets the estimate fits on one GPU (at most the reference's 48,000 / 64,000)
+  # the largest budgets the estimate fits on one GPU (at most the reference's 48,000 / 64,000); one you set wins
   BUDGETS=$("$PYTHON" -m openrlhf_nsr.memory --model "$MODEL_PATH" --gpus "$GPUS" --gpu-memory-gb "$GPU_MEMORY_GB") || exit 2
-  read -r TRAIN_TOKENS_PER_GPU ROLLOUT_TOKENS_PER_GPU <<<"$BUDGETS"
+  read -r FITTING_TRAIN FITTING_ROLLOUT <<<"$BUDGETS"
+  TRAIN_TOKENS_PER_GPU=${TRAIN_TOKENS_PER_GPU:-$FITTING_TRAIN} ROLLOUT_TOKENS_PER_GPU=${ROLLOUT_TOKENS_PER_GPU:-$FITTING_ROLLOUT}
 fi
 
 # The paper's training setup (paper-spec §2; reference: TianHongZXY/RLVR-Decomposed,
