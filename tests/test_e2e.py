@@ -1,6 +1,6 @@
 """OpenRLHF 0.11.2's real training loop with the plugin, end to end on CPU (tests/e2e/harness.py).
 
-The runs are made once per session (about 17 minutes on 2 cores; ``-m "not e2e"`` leaves them
+The runs are made once per session (about 24 minutes on 2 cores; ``-m "not e2e"`` leaves them
 out) and every assertion reads what they left: exit codes, OpenRLHF's tensorboard logs, the
 saved models, the vLLM engine's record of its weights and requests, evaluation outputs.
 """

@@ -177,10 +177,18 @@ def test_any_response_gets_a_valid_reward_within_the_limit(name, pool):
         assert not verdict.correct and not os.path.exists("/tmp/openrlhf_nsr_pwned")
 
 
-@pytest.mark.parametrize("gold", [None, "", "   ", 5, b"", "\\frac{", "{" * 100])
+@pytest.mark.parametrize("gold", [None, "", "   ", [5], b"", "\\frac{", "{" * 100])
 def test_an_empty_or_unparsable_gold_scores_zero_and_is_counted(gold, pool):
     verdict = grade("\\boxed{3}", gold, pool)
     assert not verdict.correct and verdict.gold_invalid
+
+
+def test_a_number_gold_is_graded_as_its_text(pool):
+    """A JSON column of numbers reaches the reward as ints / floats (OpenRLHF passes labels through)."""
+    assert grade("\\boxed{5}", 5, pool).correct and grade("\\boxed{0.5}", 0.5, pool).correct
+    wrong = grade("\\boxed{3}", 5, pool)
+    assert not wrong.correct and not wrong.gold_invalid
+    assert grade("\\boxed{1}", True, pool).gold_invalid  # a boolean is not a number label
 
 
 def test_a_gold_without_mathematical_meaning_is_compared_as_a_string_and_counted(pool):
