@@ -36,6 +36,7 @@ CHECK_WORKERS = 8  # grader processes at most (each imports sympy once, about 1 
 PROBE = "?"  # the answer a worker grades each gold against: no mathematical meaning (a string for math-verify)
 # the reward's extra_logs (openrlhf_nsr/reward.py, reward_func)
 GOLD_INVALID, GRADING_TIMEOUT, ANSWER_FOUND = "gold_invalid", "grading_timeout", "answer_found"
+DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".arrow")  # the data files OpenRLHF's blending_datasets reads
 
 
 class LabelError(ValueError):
@@ -101,7 +102,7 @@ def _check_one(spec, label_key, flag, max_rows, max_invalid_share, seed, split, 
         return {"checked": False, "reason": f"{name}: a dataset loading script, labels not checked"}
     if not where.exists():
         return {"checked": False, "reason": f"{name}: not a local file or folder (a hub dataset?), labels not checked"}
-    if where.is_file() and ext not in (".jsonl", ".json", ".parquet", ".csv", ".arrow"):
+    if where.is_file() and ext not in DATA_SUFFIXES:
         return {
             "checked": False,
             "reason": f"{name}: not a file format OpenRLHF reads (.jsonl .json .parquet .csv .arrow)",

@@ -21,8 +21,10 @@ from typing import List, Optional, Tuple
 
 from openrlhf_nsr import labels, memory
 
-LOCAL_DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".arrow")
-BUILTIN_REWARD = "math_verify"
+# --reward.remote_url names resolved to the reward files this package installs (train_ppo_ray resolves them).
+BUILTIN_REWARDS = {"math_verify": "openrlhf_nsr.reward"}
+# What one micro-batch of each phase is, in the printout and the refusals.
+PHASES = {"train": "training micro-batch", "rollout": "log-prob forward"}
 
 
 class Refusal(ValueError):
@@ -31,7 +33,7 @@ class Refusal(ValueError):
 
 def looks_local(name: str) -> bool:
     """A path the user means as local (not a hub id): absolute, ./ ../ ~, or a data file's name."""
-    return name.startswith(("/", "./", "../", "~")) or name.endswith(LOCAL_DATA_SUFFIXES)
+    return name.startswith(("/", "./", "../", "~")) or name.endswith(labels.DATA_SUFFIXES)
 
 
 def _dataset_paths(spec: Optional[str]) -> List[str]:
@@ -52,7 +54,7 @@ def check_sources(model: str, datasets: List[Tuple[str, Optional[str]]], remote_
                 )
     for url in (remote_urls or "").split(","):
         url = url.strip()
-        if not url or url == BUILTIN_REWARD or re.match(r"^https?://[^\s/]+", url):
+        if not url or url in BUILTIN_REWARDS or re.match(r"^https?://[^\s/]+", url):
             continue
         if url.endswith(".py"):
             if not Path(url).is_file():
@@ -61,8 +63,8 @@ def check_sources(model: str, datasets: List[Tuple[str, Optional[str]]], remote_
                 raise Refusal(f"--reward.remote_url {url}: the file defines no reward_func(queries, prompts, labels)")
             continue
         raise Refusal(
-            f"--reward.remote_url {url}: not a reward OpenRLHF can call; give {BUILTIN_REWARD} (the package's math "
-            f"reward), an http(s):// URL of a reward server, or the path of a .py file defining reward_func"
+            f"--reward.remote_url {url}: not a reward OpenRLHF can call; give {' or '.join(BUILTIN_REWARDS)} (the package's "
+            f"math reward), an http(s):// URL of a reward server, or the path of a .py file defining reward_func"
         )
 
 
@@ -183,10 +185,9 @@ def plan(config, gpu_memory_gb: Optional[float]) -> List[str]:
     for phase, (tokens, cost) in estimates.items():
         terms = cost(shape, tokens, gpus)
         total = sum(terms.values())
-        what = "training micro-batch" if phase == "train" else "log-prob forward"
         checked = f" (of {gpu_memory_gb:g} GB)" if gpu_memory_gb else " (not checked against a GPU: --gpu_memory_gb)"
         lines.append(
-            f"memory per GPU, one {what} of {tokens} tokens: {memory.fmt_gb(total)}{checked} = "
+            f"memory per GPU, one {PHASES[phase]} of {tokens} tokens: {memory.fmt_gb(total)}{checked} = "
             + " + ".join(f"{name} {memory.fmt_gb(value)}" for name, value in terms.items())
         )
         if gpu_memory_gb is not None and total > gpu_memory_gb * memory.GB:
@@ -204,8 +205,7 @@ def _memory_advice(config, shape, gpus, gpu_gb, phase, tokens, total) -> str:
     budget = "TRAIN_TOKENS_PER_GPU" if phase == "train" else "ROLLOUT_TOKENS_PER_GPU"
     advice = f"set {flag} {fits} or less (recipes: {budget}={fits}, or GPU_MEMORY_GB to the GPU's memory)"
     if fits < longest:  # one sequence alone is too much: split it over GPUs, or shorten it
-        rings = [r for r in (2, 4, 8) if r > ring and gpus % r == 0 and memory.largest_fitting(
-            shape, gpus, gpu_gb, forward=(phase == "rollout")) >= math.ceil(config.data.max_len / r)]  # fmt: skip
+        rings = [r for r in (2, 4, 8) if r > ring and gpus % r == 0 and fits >= math.ceil(config.data.max_len / r)]
         advice = (
             f"one sequence of {config.data.max_len} tokens (--data.max_len) does not fit on one GPU of this size: "
             + (
@@ -217,7 +217,7 @@ def _memory_advice(config, shape, gpus, gpu_gb, phase, tokens, total) -> str:
             + "train shorter sequences (--data.max_len and --rollout.max_new_tokens: a departure from the paper)"
         )
     return (
-        f"--gpu_memory_gb {gpu_gb:g}: one {'training micro-batch' if phase == 'train' else 'log-prob forward'} of "
+        f"--gpu_memory_gb {gpu_gb:g}: one {PHASES[phase]} of "
         f"{tokens} tokens needs about {memory.fmt_gb(total)} per GPU by the estimate of recipes/README.md "
         f"('Memory per GPU', GB = 10^9 bytes), more than the GPU has: {advice}. To skip this check: --gpu_memory_gb 0 "
         f'(recipes: EXTRA_ARGS="--gpu_memory_gb 0"; GPU_MEMORY_GB=0 also sets the reference\'s budgets, which need '

@@ -39,8 +39,6 @@ ESTIMATOR = "algo.advantage.estimator"
 HYPERPARAMETER_PREFIX = "algo.advantage."  # an objective's hyperparameter X is --algo.advantage.X
 KL_COEF = "algo.kl.init_coef"
 REMOTE_URL = "reward.remote_url"
-# --reward.remote_url names resolved to the reward files this package installs.
-BUILTIN_REWARDS = {"math_verify": "openrlhf_nsr.reward"}
 LOG_PREFIX = "[openrlhf_nsr]"
 RESOLVED_CONFIGURATION = f"{LOG_PREFIX} resolved configuration: "  # then the run's configuration as JSON, one line
 
@@ -128,7 +126,7 @@ def resolve_reward_urls(urls: Optional[str]) -> Optional[str]:
     import importlib.util
 
     def resolve(url):
-        module = BUILTIN_REWARDS.get(url.strip())
+        module = preflight.BUILTIN_REWARDS.get(url.strip())
         return importlib.util.find_spec(module).origin if module else url
 
     return ",".join(resolve(url) for url in urls.split(","))
