@@ -136,7 +136,7 @@ def plan(config, gpu_memory_gb: Optional[float]) -> List[str]:
     """Lines describing the run's length, memory and disk; Refusal if the memory estimate exceeds
     ``gpu_memory_gb`` (None: not checked)."""
     lines = []
-    resume = resume_step(config)
+    resume = resume_step(config) if _get(config, "ckpt.load_enable", False) else None  # OpenRLHF resumes only then
     if _get(config, "ckpt.load_enable", False):
         lines.append(
             f"resume: from {resume[0]} at step {resume[1]} (the step-0 evaluation is not repeated)"

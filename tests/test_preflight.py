@@ -283,6 +283,8 @@ def test_a_resumed_run_says_where_it_resumes_from(tmp_path):
     resumed = _wrapper(*common)
     assert f"resume: from {tmp_path / 'ckpt' / '_actor' / 'global_step14'} at step 14" in resumed.stdout
     assert "evaluations: 0\n" in resumed.stdout  # no step-0 evaluation on resume (and no --eval.steps here)
+    fresh_again = _wrapper(*[flag for flag in common if flag != "--ckpt.load_enable"])  # a checkpoint, not resumed
+    assert "resume:" not in fresh_again.stdout and "evaluations: 1 (step 0 included)" in fresh_again.stdout
 
 
 def test_a_reward_file_without_reward_func_is_refused(tmp_path):
