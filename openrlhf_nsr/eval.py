@@ -409,24 +409,36 @@ def _paper_method(label: str, paper: dict) -> Optional[str]:
 
 
 def plot_passk(runs: Dict[str, dict], path: Path, paper: Optional[dict] = None) -> None:
-    import matplotlib
+    from openrlhf_nsr import plotting
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    fig = passk_figure(runs, paper)
+    fig.savefig(path, dpi=120)
+    plotting.pyplot().close(fig)
 
+
+def passk_figure(runs: Dict[str, dict], paper: Optional[dict] = None):
+    """pass@k per dataset: our runs solid with filled markers, the paper's in the same method colours, dotted
+    with hollow markers (plotting.STYLES), so "nsr" and "paper nsr" read as one family; a legend on each panel."""
+    from openrlhf_nsr import plotting
+
+    plt = plotting.pyplot()
     datasets = list(dict.fromkeys(d for m in runs.values() for d in m["datasets"]))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
         for label, m in runs.items():
             curve = m["datasets"].get(dataset, {}).get("pass_at_k", {})
             if curve:
                 ks = sorted(curve, key=int)
-                ax.plot([int(k) for k in ks], [100 * curve[k] for k in ks], marker="o", ms=3, label=label)
+                s = plotting.style(label, others=list(runs))
+                ax.plot([int(k) for k in ks], [100 * curve[k] for k in ks], color=s["color"], ls=s["ls"],
+                        marker=s["marker"], ms=4, lw=1.6, label=label)  # fmt: skip
         for method, by_dataset in (paper or {}).items():
             ref = by_dataset.get(dataset, {})
             if ref:
                 ks = sorted(ref, key=int)
-                ax.plot([int(k) for k in ks], [100 * ref[k] for k in ks], ls="--", lw=1, label=f"paper {method}")
+                s = plotting.style(method)
+                ax.plot([int(k) for k in ks], [100 * ref[k] for k in ks], color=s["color"], ls=":", lw=1.2,
+                        marker=s["marker"], ms=4, mfc="none", label=f"paper {method}")  # fmt: skip
         ax.set_xscale("log", base=2)
         ticks = sorted({int(k) for m in runs.values() for k in m["datasets"].get(dataset, {}).get("pass_at_k", {})}
                        | {int(k) for by_dataset in (paper or {}).values() for k in by_dataset.get(dataset, {})})  # fmt: skip
@@ -436,10 +448,9 @@ def plot_passk(runs: Dict[str, dict], path: Path, paper: Optional[dict] = None) 
         ax.set_xlabel("k")
         ax.set_ylabel("pass@k (%)")
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7)
+        ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
 
 
 def compare(argv: List[str]) -> int:

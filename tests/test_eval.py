@@ -308,3 +308,23 @@ def test_reproduction_scripts_issue_valid_eval_commands(script, paper, tmp_path)
             (256, 0.6, 0.95) if paper == "qwen2.5-math-7b" else (64, 0.7, 0.8)
         )
     assert commands[-1][commands[-1].index("--paper") + 1] == paper
+
+
+def test_the_compare_plot_tells_runs_and_the_papers_curves_apart():
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_hex
+
+    curve = {"1": 0.5, "8": 0.8}
+    runs = {name: {"datasets": {"MATH": {"pass_at_k": curve}, "AMC23": {"pass_at_k": curve}}}
+            for name in ("nsr", "w_reinforce", "my-run")}  # fmt: skip
+    paper = {"nsr": {"MATH": curve}, "w-reinforce": {"MATH": curve}, "psr": {"MATH": curve}, "grpo": {"MATH": curve}}
+    fig = evaluation.passk_figure(runs, paper)
+    for ax in fig.axes:
+        assert ax.get_legend() is not None, ax.get_title()  # every panel
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    look = {label: (to_hex(line.get_color()), line.get_linestyle()) for label, line in lines.items()}
+    assert len(set(look.values())) == len(look)  # no two curves look alike
+    assert look["nsr"][0] == look["paper nsr"][0] and look["nsr"][1] != look["paper nsr"][1]  # one family
+    assert look["w_reinforce"][0] == look["paper w-reinforce"][0]
+    assert len({look[k][0] for k in ("nsr", "w_reinforce", "paper psr", "paper grpo")}) == 4  # distinct colours
+    plt.close(fig)
