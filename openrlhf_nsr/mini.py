@@ -1,57 +1,66 @@
-"""The paper's experiment in miniature, on CPU: one command, about 4.5 minutes on 2 cores.
+"""The paper's experiment in miniature, on CPU: five seeds, paired intervals, about 6 minutes on 2 cores.
 
-    python -m openrlhf_nsr.mini                       # full default run, report in runs/mini
-    python -m openrlhf_nsr.mini --smoke --out DIR     # the whole pipeline in about 10 seconds
-    python -m openrlhf_nsr.mini --seeds 0,1,2         # several seeds: mean and spread
+    python -m openrlhf_nsr.mini                       # seeds 0-4: the paired report, in runs/mini
+    python -m openrlhf_nsr.mini --smoke --out DIR     # the whole pipeline in about 15 seconds (judges nothing)
+    python -m openrlhf_nsr.mini --seeds 0-9 --jobs 8  # more seeds, more processes: the same numbers per seed
     python -m openrlhf_nsr.mini --lr 1e-4 --runs nsr,w_reinforce,w_reinforce_sched,w_reinforce_adaptive
 
 The policy is a small character-level transformer (GPT-2 architecture, trained here on the spot:
-no download) that learns to add numbers and write the sum as ``\\boxed{...}``. Its pretraining
-stops early on purpose, so it has real but imperfect ability: pass@1 well below pass@64, as the
-paper's base models. Then, from the same starting weights, one RL run per objective:
+no download) that learns to add numbers and write the sum as ``\\boxed{...}``. Each seed pretrains
+its own base until its pass@1 on held-out dev problems reaches ``--pretrain-target`` (default 0.2),
+so the bases have real but imperfect ability (pass@1 well below pass@64, as the paper's base
+models) and differ little between seeds. Then, from the seed's base, one RL run per objective:
 
-- ``psr``, ``nsr``, ``w_reinforce`` (lambda 0.1), ``reinforce`` (lambda 1): advantages from the
-  registered objective functions (objectives.py, the ones the OpenRLHF path uses);
+- ``psr``, ``nsr``, ``w_reinforce`` (lambda 0.1), ``reinforce`` (lambda 1, opt-in): advantages
+  from the registered objective functions (objectives.py, the ones the OpenRLHF path uses);
 - ``grpo``: the group-normalised baseline, (r - mean) / (std + 1e-6) over each prompt's samples;
-- ``w_reinforce_sched``, ``w_reinforce_adaptive`` (not in the default runs: select them with
-  ``--runs``): W-REINFORCE whose lambda moves over training, the paper's advice "punish first,
-  reward later" and "watch diversity" (§5-6) made concrete with schedules.py: a ``Schedule`` over
-  the RL steps (``--lam-schedule``; by default lambda 0 for the first third of the steps, brought
-  up linearly to ``--lam`` over the second third, ``--lam`` after), or the
-  ``EntropyLambdaController`` (``--lam-target``, upper bound ``--lam``), fed each step the entropy
-  this module records for the step's rollouts (the exact mean per-token entropy of the sampling
-  distribution; the OpenRLHF path feeds its unbiased estimate, the mean -log p of the sampled
-  tokens). Steps count as OpenRLHF's global steps: the first rollout batch is step 1.
+- ``w_reinforce_sched``, ``w_reinforce_adaptive`` (opt-in: select them with ``--runs``):
+  W-REINFORCE whose lambda moves over training, the paper's advice "punish first, reward later"
+  and "watch diversity" (§5-6) made concrete with schedules.py: a ``Schedule`` over the RL steps
+  (``--lam-schedule``; by default lambda 0 for the first third of the steps, brought up linearly to
+  ``--lam`` over the second third, ``--lam`` after), or the ``EntropyLambdaController``
+  (``--lam-target``, upper bound ``--lam``), fed each step the entropy this module records for the
+  step's rollouts (the exact mean per-token entropy of the sampling distribution; the OpenRLHF path
+  feeds its unbiased estimate, the mean -log p of the sampled tokens). Steps count as OpenRLHF's
+  global steps: the first rollout batch is step 1.
 
 Each step samples n answers per prompt at temperature 1, grades them with the project's reward
 (reward.grade_batch, math-verify on the boxed answer), and takes PPO clipped-surrogate steps
 (clip 0.2, two mini-batches per rollout batch, one epoch) with the token-mean over the kept
 samples (``--ignored-samples drop``) or all samples (``zero``): the loss of OpenRLHF's
 ``PolicyLoss`` (log-ratio clamp included; tested for parity), as the OpenRLHF integration uses.
-The report (``report.md``, ``results.json``, ``passk.png``, ``training.png``) gives pass@k for
-k = 1..64 on held-out problems (metrics.pass_at_k), the policy entropy, the share of correct
-samples and lambda over training, and checks the paper's three claims against the numbers, whatever
-they are.
 
-This is a sandbox for the objectives, not a replacement for OpenRLHF: plain PyTorch, one process.
+Every pretraining and every RL run is a task in a worker process with one torch thread, so a
+seed's numbers are the same on any machine, at any ``--jobs``, under any load (tested). The
+report (``report.md``, ``results.json``, ``passk.png``, ``paired.png``, ``training.png``) gives
+pass@k for k = 1..64 on held-out problems (metrics.pass_at_k), the entropy, and the paired
+differences (each run minus its base, NSR - PSR, W-REINFORCE - GRPO, NSR - GRPO) with 95%
+intervals over the seeds (paired.py); each of the paper's claims is judged on its interval.
+
+This is a sandbox for the objectives, not a replacement for OpenRLHF: plain PyTorch.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import io
 import json
 import math
+import multiprocessing
+import os
 import random
 import statistics
 import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
-from openrlhf_nsr import objectives
+from openrlhf_nsr import objectives, paired, plotting
 from openrlhf_nsr.metrics import default_ks, mean_pass_at_k
 from openrlhf_nsr.schedules import EntropyLambdaController, Schedule
 
@@ -60,24 +69,23 @@ STOI = {c: i for i, c in enumerate(VOCAB)}
 EOS = STOI["<eos>"]
 # The default runs: the paper's comparison. The two with a moving lambda are opt-in (--runs): at the
 # default lr NSR does not degrade, the case they are for, and they would add a third to the wall-clock.
-PAPER_RUNS = ("psr", "nsr", "w_reinforce", "reinforce", "grpo")
-RUNS = (*PAPER_RUNS, "w_reinforce_sched", "w_reinforce_adaptive")
+PAPER_RUNS = ("psr", "nsr", "w_reinforce", "grpo")
+RUNS = (*PAPER_RUNS, "reinforce", "w_reinforce_sched", "w_reinforce_adaptive")
 # The runs that are W-REINFORCE (lambda * PSR + NSR); lambda_source gives their lambda per step.
 LAMBDA_RUNS = ("w_reinforce", "reinforce", "w_reinforce_sched", "w_reinforce_adaptive")
-# One colour per run, the same in every plot, so a curve is recognised from one figure to the next.
-COLOURS = {"base": "tab:gray", "psr": "tab:red", "nsr": "tab:blue", "w_reinforce": "tab:green",
-           "reinforce": "tab:purple", "grpo": "tab:orange", "w_reinforce_sched": "tab:olive",
-           "w_reinforce_adaptive": "tab:cyan"}  # fmt: skip
 CLIP = 0.2  # paper §2
 # OpenRLHF's PolicyLoss clamps log(pi / pi_old) to +-20 before exp (ratio finite, no overflow).
 LOG_RATIO_CLAMP = 20.0
 TRAIN_PROBLEMS = 2000  # the training pool (pretraining and RL prompts), fewer if the task has fewer
+DEV_PROBLEMS, DEV_SAMPLES = 64, 8  # pretraining's stopping check: held out from training and evaluation
+PRETRAIN_CHECK = 25  # pretraining steps between two checks
 N_POSITIONS = 64  # the policy's context: prompt plus answer must fit
 N_HEADS = 4  # attention heads: --width must split evenly across them
 # Every tolerance the claim checks use; the claim texts are written from these, so none is hidden.
 CLAIM_TOLERANCE = 0.01  # pass@k "kept" / "lowered": 1 point
 CLOSE_TO_GRPO = 0.03  # pass@1 "close to GRPO's": within 3 points
-ENTROPY_BAND = 0.15  # "near the base model": within 15% of its entropy; "collapses": down by more
+ENTROPY_BAND = 0.15  # claim "NSR keeps the entropy near the base model's": within 15% of it
+DEFAULT_SEEDS = "0-4"  # enough seeds to judge the claims on their intervals
 
 
 @dataclass(frozen=True)
@@ -87,8 +95,12 @@ class Config:
     digits: int = 2  # digits per number
     layers: int = 2
     width: int = 64
-    pretrain_steps: int = 600
-    pretrain_batch: int = 128
+    # Pretraining stops once the pass@1 on held-out dev problems reaches pretrain_target (checked
+    # every PRETRAIN_CHECK steps), at most pretrain_steps: one base per seed at a chosen ability, so
+    # seeds differ in their RL runs rather than in their bases (a step count gave 9% to 48% pass@1).
+    pretrain_target: float = 0.2
+    pretrain_steps: int = 3000
+    pretrain_batch: int = 32
     pretrain_lr: float = 3e-3
     steps: int = 120  # RL steps (rollout batches), as the paper's ~120
     prompts: int = 32  # prompts per rollout batch
@@ -109,12 +121,14 @@ class Config:
     def check(self) -> "Config":
         """The config, validated, with ``lam_schedule`` resolved to its canonical text (ValueError if invalid)."""
         positive = {k: v for k, v in asdict(self).items()
-                    if isinstance(v, (int, float)) and k not in ("seed", "lam", "lam_target")}  # fmt: skip
+                    if isinstance(v, (int, float)) and k not in ("seed", "lam", "lam_target", "pretrain_target")}  # fmt: skip
         bad = [f"--{k.replace('_', '-')} {v}" for k, v in positive.items() if not 0 < v < math.inf]  # nan too
         if bad:
             raise ValueError(f"must be positive: {', '.join(bad)}")
         if not 0 <= self.lam < math.inf:
             raise ValueError(f"--lam must be >= 0 and finite, got {self.lam}")
+        if not 0 < self.pretrain_target < 1:  # nan too
+            raise ValueError(f"--pretrain-target must be in (0, 1) (a held-out pass@1), got {self.pretrain_target}")
         if not 0 < self.lam_target <= 1:  # nan too
             raise ValueError(f"--lam-target must be in (0, 1] (a fraction of the first step's entropy), got "
                              f"{self.lam_target}")  # fmt: skip
@@ -126,15 +140,17 @@ class Config:
             raise ValueError(f"--eval-samples must be >= 64 to report pass@64, got {self.eval_samples}")
         if self.width % N_HEADS:
             raise ValueError(f"--width must be a multiple of {N_HEADS} (attention heads), got {self.width}")
-        if self.operands < 2 or self.digits > 4:
-            raise ValueError("need --operands >= 2 and --digits <= 4")
+        if self.operands < 2:
+            raise ValueError(f"--operands must be >= 2 (numbers added per problem), got {self.operands}")
+        if self.digits > 4:
+            raise ValueError(f"--digits must be <= 4 (digits per number), got {self.digits}")
         length = prompt_length(self) + max_new_tokens(self)
         if length > N_POSITIONS:
             raise ValueError(f"--operands {self.operands} --digits {self.digits}: a problem and its answer take "
                              f"{length} tokens, the policy has {N_POSITIONS}")  # fmt: skip
         if train_problem_count(self) < self.prompts:
             raise ValueError(f"--operands {self.operands} --digits {self.digits} give {problem_count(self)} distinct "
-                             f"problems: {self.eval_problems} held out leave {max(train_problem_count(self), 0)} to "
+                             f"problems: {self.eval_problems} held out (and {DEV_PROBLEMS} for pretraining's check) leave {max(train_problem_count(self), 0)} to "
                              f"train on, fewer than --prompts {self.prompts}")  # fmt: skip
         unknown = [r for r in self.runs if r not in RUNS]
         if unknown or not self.runs:
@@ -163,10 +179,10 @@ def default_schedule(steps: int, lam: float) -> str:
     return f"{start}:0,{max(round(2 * steps / 3), start + 1)}:{float(lam)!r}"
 
 
-# Tiny sizes, and an easier task (three 1-digit numbers) that a width-32 model learns in 150 steps
-# to 15-45% correct: every smoke batch mixes correct and incorrect samples, so psr and grpo get a
+# Tiny sizes, and an easier task (three 1-digit numbers) that a width-32 model learns to the
+# pretraining target in about 200 steps: every smoke batch mixes correct and incorrect samples, so psr and grpo get a
 # gradient too (at 0% correct they would train on nothing and a broken psr would go unseen).
-SMOKE = dict(pretrain_steps=150, pretrain_lr=6e-3, steps=4, prompts=8, eval_problems=12, width=32,
+SMOKE = dict(pretrain_steps=600, pretrain_lr=6e-3, steps=4, prompts=8, eval_problems=12, width=32,
              operands=3, digits=1)  # fmt: skip
 
 
@@ -178,7 +194,7 @@ def problem_count(config: Config) -> int:
 
 
 def train_problem_count(config: Config) -> int:
-    return min(TRAIN_PROBLEMS, problem_count(config) - config.eval_problems)
+    return min(TRAIN_PROBLEMS, problem_count(config) - config.eval_problems - DEV_PROBLEMS)
 
 
 def prompt_length(config: Config) -> int:
@@ -227,9 +243,16 @@ def max_new_tokens(config: Config) -> int:
     return len(target_text(str(config.operands * (10**config.digits - 1)))) + 1
 
 
-def pretrain(policy, problems, config: Config) -> None:
-    """Supervised steps on correct solutions, stopped early: real but imperfect ability."""
+def pretrain(policy, problems, dev, config: Config, grade) -> dict:
+    """Supervised steps on correct solutions until the dev pass@1 reaches ``pretrain_target``.
+
+    The dev pass@1 (DEV_PROBLEMS problems x DEV_SAMPLES samples at temperature 1, problems held
+    out from training and evaluation) is checked every PRETRAIN_CHECK steps; pretraining stops at
+    the first check that reaches the target, or after ``pretrain_steps``. Returns the steps taken
+    and the last dev pass@1.
+    """
     generator = torch.Generator().manual_seed(config.seed)
+    dev_generator = torch.Generator().manual_seed(config.seed + 4)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=config.pretrain_lr)
     rows = [encode(p) + encode(target_text(a)) + [EOS] for p, a in problems]
     width = max(map(len, rows))
@@ -239,8 +262,10 @@ def pretrain(policy, problems, config: Config) -> None:
     for i, row in enumerate(rows):
         data[i, : len(row)] = torch.tensor(row)
         loss_mask[i, prompt_len - 1 : len(row) - 1] = 1
-    policy.train()
-    for _ in range(config.pretrain_steps):
+    dev_golds = [a for _, a in dev for _ in range(DEV_SAMPLES)]
+    dev_pass_at_1, step = 0.0, 0
+    while step < config.pretrain_steps:
+        policy.train()
         idx = torch.randint(len(rows), (config.pretrain_batch,), generator=generator)
         logits = policy(data[idx, :-1]).logits
         loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), data[idx, 1:], reduction="none")
@@ -248,28 +273,45 @@ def pretrain(policy, problems, config: Config) -> None:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        step += 1
+        if step % PRETRAIN_CHECK == 0 or step == config.pretrain_steps:
+            texts = sample(policy, [p for p, _ in dev], DEV_SAMPLES, config, dev_generator)[2]
+            dev_pass_at_1 = statistics.fmean(v.correct for v in grade(texts, dev_golds))
+            if dev_pass_at_1 >= config.pretrain_target:
+                break
+    return {"steps": step, "dev_pass_at_1": dev_pass_at_1}
 
 
 @torch.no_grad()
 def sample(policy, prompts: List[str], n: int, config: Config, generator: torch.Generator):
-    """n samples per prompt at temperature 1: (tokens, response mask, texts, mean token entropy)."""
+    """n samples per prompt at temperature 1: (tokens, response mask, texts, mean token entropy, log-probs).
+
+    log-probs: of each sampled response token (token_log_probs' layout; 0 past <eos>), the
+    rollout's old log-probs: the same weights and fp32 forward as a separate pass (as OpenRLHF's
+    actor makes), equal to it within float rounding (tested), without a tenth of the run's time.
+    """
     policy.eval()
     ids = torch.tensor([encode(p) for p in prompts]).repeat_interleave(n, dim=0)
     prompt_len, new = ids.shape[1], max_new_tokens(config)
     done = torch.zeros(len(ids), dtype=torch.bool)
     mask = torch.zeros(len(ids), new)
     entropy_sum = torch.zeros(())
+    sampled_log_p = torch.zeros(len(ids), new)
+    past, step_input = None, ids
     for t in range(new):
-        logits = policy(ids).logits[:, -1].float()
+        out = policy(step_input, past_key_values=past, use_cache=True)  # the cache: one token per step
+        past, logits = out.past_key_values, out.logits[:, -1].float()
         log_p = torch.log_softmax(logits, dim=-1)
         token = torch.multinomial(log_p.exp(), 1, generator=generator).squeeze(1)
         token = torch.where(done, torch.full_like(token, EOS), token)
         mask[:, t] = (~done).float()
+        sampled_log_p[:, t] = log_p.gather(-1, token[:, None]).squeeze(1) * mask[:, t]
         entropy_sum += (-(log_p.exp() * log_p).sum(-1) * mask[:, t]).sum()
         ids = torch.cat([ids, token[:, None]], dim=1)
+        step_input = token[:, None]
         done |= token == EOS
     texts = [decode(row[prompt_len:].tolist()) for row in ids]
-    return ids, mask, texts, (entropy_sum / mask.sum()).item()
+    return ids, mask, texts, (entropy_sum / mask.sum()).item(), sampled_log_p
 
 
 def token_log_probs(policy, ids: torch.Tensor, prompt_len: int) -> torch.Tensor:
@@ -353,7 +395,7 @@ def train_run(run: str, policy, train_problems, config: Config, grade) -> Dict[s
         history["lambda"] = []
     for step in range(1, config.steps + 1):  # OpenRLHF's global steps: the first rollout batch is 1
         batch = rng.sample(train_problems, config.prompts)
-        ids, mask, texts, entropy = sample(policy, [p for p, _ in batch], config.samples, config, generator)
+        ids, mask, texts, entropy, old = sample(policy, [p for p, _ in batch], config.samples, config, generator)
         golds = [a for _, a in batch for _ in range(config.samples)]
         correct = torch.tensor([bool(v.correct) for v in grade(texts, golds)])
         lam = None if lambda_at is None else lambda_at(step, entropy)
@@ -363,8 +405,6 @@ def train_run(run: str, policy, train_problems, config: Config, grade) -> Dict[s
         history["entropy"].append(entropy)
         if lam is not None:
             history["lambda"].append(lam)
-        with torch.no_grad():
-            old = token_log_probs(policy, ids, prompt_len)
         token_mask = mask * counted[:, None].float()
         policy.train()
         order = torch.randperm(len(ids), generator=generator)
@@ -385,7 +425,7 @@ def evaluate(policy, problems, config: Config, grade) -> dict:
     counts, entropies, found = [], [], 0
     for start in range(0, len(problems), 25):
         chunk = problems[start : start + 25]
-        _, _, texts, entropy = sample(policy, [p for p, _ in chunk], config.eval_samples, config, generator)
+        _, _, texts, entropy, _ = sample(policy, [p for p, _ in chunk], config.eval_samples, config, generator)
         verdicts = grade(texts, [a for _, a in chunk for _ in range(config.eval_samples)])
         found += sum(v.answer is not None for v in verdicts)
         for i in range(len(chunk)):
@@ -397,202 +437,298 @@ def evaluate(policy, problems, config: Config, grade) -> dict:
         "pass_at_k": {str(k): v for k, v in mean_pass_at_k(counts, ks).items()},
         "entropy": statistics.fmean(entropies),
         "answer_found_frac": found / (len(problems) * config.eval_samples),
+        "counts": [list(c) for c in counts],  # (samples, correct) per held-out problem: the paired intervals'
     }
 
 
-def run_seed(config: Config, grade, log=print) -> dict:
+def held_out_problems(config: Config):
+    """(evaluation, dev, training) problems of the config's seed: disjoint, the same in every process."""
     rng = random.Random(config.seed)
     eval_problems = make_problems(rng, config.eval_problems, config)
-    train_problems = make_problems(rng, train_problem_count(config), config, exclude={p for p, _ in eval_problems})
-    policy = build_policy(config)
+    dev = make_problems(rng, DEV_PROBLEMS, config, exclude={p for p, _ in eval_problems})
+    train = make_problems(rng, train_problem_count(config), config, exclude={p for p, _ in eval_problems + dev})
+    return eval_problems, dev, train
+
+
+# ── Tasks: one process per core, one thread per process ──
+#
+# A seed's pretraining and each of its RL runs are tasks, run in spawned worker processes that use one
+# torch thread each: the numbers then depend on the seed only, not on the machine's cores, the thread
+# settings or the load (floating-point sums in torch's threaded kernels change order with the thread
+# count, and the RL trajectories with them). The workers' count (--jobs) changes the wall-clock only.
+
+_GRADER = None
+
+
+def _worker_start() -> None:
+    torch.set_num_threads(1)
+    torch.set_num_interop_threads(1)
+
+
+def _grade(texts, golds):
+    global _GRADER
+    from openrlhf_nsr.reward import GraderPool, grade_batch
+
+    if _GRADER is None:  # one math-verify worker per process; closed at the process's exit
+        _GRADER = GraderPool(workers=1)
+        atexit.register(_GRADER.close)
+    return grade_batch(texts, golds, _GRADER)
+
+
+def pretrain_task(config: Config) -> dict:
+    """Pretrain the seed's base and evaluate it: its weights (bytes) and its results."""
     start = time.time()
-    pretrain(policy, train_problems, config)
-    base_state = {k: v.clone() for k, v in policy.state_dict().items()}
-    results = {"base": {**evaluate(policy, eval_problems, config, grade), "history": None}}
-    log(f"  seed {config.seed} base: pass@1 {results['base']['pass_at_k']['1']:.3f} "
-        f"pass@64 {results['base']['pass_at_k']['64']:.3f} ({time.time() - start:.0f}s)")  # fmt: skip
-    for run in config.runs:
-        policy.load_state_dict(base_state)
-        history = train_run(run, policy, train_problems, config, grade)
-        results[run] = {**evaluate(policy, eval_problems, config, grade), "history": history}
-        log(f"  seed {config.seed} {run}: pass@1 {results[run]['pass_at_k']['1']:.3f} "
-            f"pass@64 {results[run]['pass_at_k']['64']:.3f} ({time.time() - start:.0f}s)")  # fmt: skip
-    return results
+    eval_problems, dev, train = held_out_problems(config)
+    policy = build_policy(config)
+    pretraining = pretrain(policy, train, dev, config, _grade)
+    state = io.BytesIO()
+    torch.save(policy.state_dict(), state)
+    result = {**evaluate(policy, eval_problems, config, _grade), "history": None, "pretraining": pretraining}
+    return {"state": state.getvalue(), "result": result, "seconds": time.time() - start}
+
+
+def run_task(config: Config, run: str, state: bytes) -> dict:
+    """One RL run from the seed's base, then its evaluation."""
+    start = time.time()
+    eval_problems, _, train = held_out_problems(config)
+    policy = build_policy(config)
+    policy.load_state_dict(torch.load(io.BytesIO(state)))
+    history = train_run(run, policy, train, config, _grade)
+    result = {**evaluate(policy, eval_problems, config, _grade), "history": history}
+    return {"result": result, "seconds": time.time() - start}
+
+
+class _Inline:
+    """--jobs 1: each task in this process, at submission, with one torch thread (no worker's start to wait for)."""
+
+    def __enter__(self):
+        self.threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.threads)
+
+    def submit(self, task, *args) -> Future:
+        future = Future()
+        future.set_result(task(*args))
+        return future
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def run_all(config: Config, seeds: List[int], jobs: int, log=print) -> Dict[int, dict]:
+    """Every seed's base and runs, in ``jobs`` worker processes: {seed: {"base": ..., run: ...}}."""
+    per_seed: Dict[int, dict] = {seed: {} for seed in seeds}
+    tasks = len(seeds) * (1 + len(config.runs))
+    context = multiprocessing.get_context("spawn")  # a clean interpreter: no inherited threads or state
+    workers = min(jobs, tasks)
+    executor = _Inline() if workers == 1 else ProcessPoolExecutor(workers, context, initializer=_worker_start)
+    with executor as pool:
+        pending = {pool.submit(pretrain_task, replace(config, seed=seed)): (seed, "base") for seed in seeds}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=lambda f: pending[f]):
+                seed, run = pending.pop(future)
+                out = future.result()
+                per_seed[seed][run] = out["result"]
+                extra = ""
+                if run == "base":
+                    p = out["result"]["pretraining"]
+                    extra = f", pretrained {p['steps']} steps to dev pass@1 {p['dev_pass_at_1']:.3f}"
+                    for name in config.runs:
+                        task = pool.submit(run_task, replace(config, seed=seed), name, out["state"])
+                        pending[task] = (seed, name)
+                r = out["result"]
+                log(f"  seed {seed} {run}: pass@1 {r['pass_at_k']['1']:.3f} pass@64 {r['pass_at_k']['64']:.3f}"
+                    f"{extra} ({out['seconds']:.0f} s)", flush=True)  # fmt: skip
+    return {seed: {run: per_seed[seed][run] for run in ("base", *config.runs)} for seed in seeds}
 
 
 # ── Report ──
 
-
-def gap(a: float, b: float) -> float:
-    """a - b rounded to 1e-9: a gap of exactly one tolerance (93.0 vs 92.0) is within it, whatever the ulp."""
-    return round(a - b, 9)
-
-
-def points(fraction: float) -> str:
-    value = f"{100 * fraction:g}"
-    return f"{value} point" + ("" if value == "1" else "s")
+# The comparisons the report makes, as (A, B): A - B, paired within each seed.
+CONTRASTS = (("nsr", "psr"), ("w_reinforce", "grpo"), ("nsr", "grpo"))
+# Their look in paired.png (each run minus its base takes the run's): nsr - psr and nsr - grpo apart.
+CONTRAST_STYLES = {"nsr - psr": dict(color="tab:purple", ls="-", marker="o"),
+                   "w_reinforce - grpo": dict(color="tab:green", ls="--", marker="D"),
+                   "nsr - grpo": dict(color="tab:blue", ls="-.", marker="s")}  # fmt: skip
 
 
-def aggregate(per_seed: List[dict]) -> dict:
-    """Mean and spread (population std; 0 for one seed) over seeds, per run; lambda: its mean over the steps."""
-    out = {}
-    for run in per_seed[0]:
-        ks = per_seed[0][run]["pass_at_k"]
-        out[run] = {
-            "pass_at_k": {k: statistics.fmean(r[run]["pass_at_k"][k] for r in per_seed) for k in ks},
-            "pass_at_k_std": {k: statistics.pstdev([r[run]["pass_at_k"][k] for r in per_seed]) for k in ks},
-            "entropy": statistics.fmean(r[run]["entropy"] for r in per_seed),
-            "entropy_std": statistics.pstdev([r[run]["entropy"] for r in per_seed]),
-        }
-        if "lambda" in (per_seed[0][run]["history"] or {}):
-            means = [statistics.fmean(r[run]["history"]["lambda"]) for r in per_seed]
-            out[run].update(lambda_mean=statistics.fmean(means), lambda_mean_std=statistics.pstdev(means))
+def contrasts(runs) -> List[Tuple[str, str]]:
+    pairs = [(run, "base") for run in runs] + [c for c in CONTRASTS if set(c) <= set(runs)]
+    return list(dict.fromkeys(pairs))
+
+
+def paired_table(per_seed: Dict[int, dict], runs) -> Dict[str, Dict[str, paired.Interval]]:
+    """{"A - B": {"1": Interval, ..., "64": ..., "entropy": ..., "entropy_rel": ...}} over the seeds.
+
+    pass@k: per held-out problem (metrics.pass_at_k from its counts), paired within the seed
+    (paired.paired_difference). entropy: A's minus B's, in nats per token; entropy_rel: the same as a
+    fraction of B's (one value per seed, paired.scalar_difference).
+    """
+    seeds = list(per_seed)
+    ks = list(per_seed[seeds[0]]["base"]["pass_at_k"])
+    table = {}
+    for a, b in contrasts(runs):
+        row = {}
+        for k in ks:
+            values = {
+                r: [paired.per_problem_pass_at_k(per_seed[s][r]["counts"], int(k)) for s in seeds] for r in (a, b)
+            }
+            row[k] = paired.paired_difference(values[a], values[b])
+        ent = {r: [per_seed[s][r]["entropy"] for s in seeds] for r in (a, b)}
+        row["entropy"] = paired.scalar_difference(ent[a], ent[b])
+        row["entropy_rel"] = paired.scalar_difference([x / y - 1 for x, y in zip(ent[a], ent[b])], [0.0] * len(seeds))
+        table[f"{a} - {b}"] = row
+    return table
+
+
+# The paper's claims (paper §3-4, Figure 2-4), each a test on one interval of the paired table:
+# (claim, contrast, column, test, line). Tolerances are stated in the claim's text.
+CLAIM_TOLERANCE = 0.01  # pass@64 "kept": at most 1 point below the base model's
+CLOSE_TO_GRPO = 0.03  # pass@1 "close to GRPO's": within 3 points
+
+
+def claims_for(top: str) -> List[tuple]:
+    tol, close = f"{100 * CLAIM_TOLERANCE:g} point", f"{100 * CLOSE_TO_GRPO:g} points"
+    return [
+        (f"PSR lowers pass@{top} (psr - base < 0)", "psr - base", top, paired.below, 0.0),
+        (f"NSR keeps pass@{top} (nsr - base > -{tol})", "nsr - base", top, paired.above, -CLAIM_TOLERANCE),
+        (f"W-REINFORCE keeps pass@{top} (w_reinforce - base > -{tol})", "w_reinforce - base", top, paired.above,
+         -CLAIM_TOLERANCE),
+        (f"NSR beats PSR at pass@{top} (nsr - psr > 0)", "nsr - psr", top, paired.above, 0.0),
+        ("PSR lowers the entropy (psr - base < 0)", "psr - base", "entropy", paired.below, 0.0),
+        ("NSR keeps more entropy than PSR (nsr - psr > 0)", "nsr - psr", "entropy", paired.above, 0.0),
+        (f"NSR keeps the entropy within {ENTROPY_BAND:.0%} of the base model's", "nsr - base", "entropy_rel",
+         paired.within, ENTROPY_BAND),
+        ("NSR improves pass@1 (nsr - base > 0)", "nsr - base", "1", paired.above, 0.0),
+        (f"NSR's pass@1 is within {close} of GRPO's", "nsr - grpo", "1", paired.within, CLOSE_TO_GRPO),
+        (f"W-REINFORCE's pass@1 is within {close} of GRPO's", "w_reinforce - grpo", "1", paired.within,
+         CLOSE_TO_GRPO),
+    ]  # fmt: skip
+
+
+def judge_claims(table: Dict[str, Dict[str, paired.Interval]], top: str) -> List[dict]:
+    """Each claim whose runs were trained, with its interval and verdict (paired.HOLDS / FAILS / NOT_SEPARABLE)."""
+    out = []
+    for claim, contrast, column, test, line in claims_for(top):
+        if contrast in table:
+            interval = table[contrast][column]
+            out.append({"claim": claim, "contrast": contrast, "column": column, "verdict": test(interval, line),
+                        "interval": asdict(interval)})  # fmt: skip
     return out
 
 
-def check_claims(summary: dict) -> List[dict]:
-    """The paper's three claims (paper-spec §4), checked on the mean numbers."""
-    claims = []
-    base = summary["base"]
-    top = max(summary["base"]["pass_at_k"], key=int)
-
-    def at(run, k):
-        return summary[run]["pass_at_k"][k]
-
-    if {"psr", "nsr", "w_reinforce"} <= set(summary):
-        kept = all(gap(at("base", top), at(r, top)) <= CLAIM_TOLERANCE for r in ("nsr", "w_reinforce"))
-        lowered = gap(at("base", top), at("psr", top)) > CLAIM_TOLERANCE
-        tol = points(CLAIM_TOLERANCE)
-        claims.append({
-            "claim": f"1. NSR and W-REINFORCE keep pass@{top} within {tol} of the base model's or raise it; "
-                     f"PSR lowers it by more than {tol}",
-            "holds": kept and lowered,
-            "numbers": {r: round(100 * at(r, top), 1) for r in ("base", "psr", "nsr", "w_reinforce")},
-        })  # fmt: skip
-    if {"psr", "nsr"} <= set(summary):
-        ratio = {r: summary[r]["entropy"] / base["entropy"] for r in ("psr", "nsr")}
-        claims.append({
-            "claim": f"2. NSR keeps the entropy near the base model's (within {ENTROPY_BAND:.0%}); PSR collapses it "
-                     f"(more than {ENTROPY_BAND:.0%} below)",
-            "holds": abs(ratio["nsr"] - 1) <= ENTROPY_BAND and ratio["psr"] < 1 - ENTROPY_BAND,
-            "numbers": {r: round(summary[r]["entropy"], 4) for r in ("base", "psr", "nsr")},
-        })  # fmt: skip
-    if {"nsr", "w_reinforce", "grpo"} <= set(summary):
-        close = all(abs(gap(at(r, "1"), at("grpo", "1"))) <= CLOSE_TO_GRPO for r in ("nsr", "w_reinforce"))
-        claims.append({
-            "claim": f"3. NSR and W-REINFORCE reach pass@1 close to GRPO's (within {points(CLOSE_TO_GRPO)})",
-            "holds": close,
-            "numbers": {r: round(100 * at(r, "1"), 1) for r in ("base", "grpo", "nsr", "w_reinforce")},
-        })  # fmt: skip
-    return claims
+def cell(interval: paired.Interval, column: str) -> str:
+    if column == "entropy":
+        return interval.text(3) if interval.n > 1 else f"{interval.mean:+.3f}"
+    scaled = interval.scaled(100)
+    return scaled.text(1) if interval.n > 1 else f"{scaled.mean:+.1f}"
 
 
-def plot(per_seed: List[dict], summary: dict, out: Path) -> None:
-    plt = _pyplot()
-    for name, fig in (("passk.png", passk_figure(summary)), ("training.png", training_figure(per_seed, summary))):
-        fig.savefig(out / name, dpi=120)
-        plt.close(fig)
+def setup_line(config: Config, seeds) -> str:
+    return (f"{config.layers}-layer width-{config.width} GPT-2 adding {config.operands} {config.digits}-digit numbers; "
+            f"RL {config.steps} steps x {config.prompts} prompts x {config.samples} samples, lr {config.lr:g}; "
+            f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}")  # fmt: skip
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def passk_figure(summary: dict):
-    fig, ax = _pyplot().subplots(figsize=(5.5, 4))
-    for run, s in summary.items():
-        ks = sorted(s["pass_at_k"], key=int)
-        ax.errorbar([int(k) for k in ks], [100 * s["pass_at_k"][k] for k in ks],
-                    yerr=[100 * s["pass_at_k_std"][k] for k in ks], marker="o", ms=3, capsize=2,
-                    ls="--" if run == "base" else "-", color=COLOURS[run], label=run)  # fmt: skip
-    ax.set_xscale("log", base=2)
-    ax.set_xticks([int(k) for k in ks], ks)
-    ax.set(xlabel="k", ylabel="pass@k (%) on held-out problems", title="pass@k after training")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def training_figure(per_seed: List[dict], summary: dict):
-    fig, axes = _pyplot().subplots(1, 3, figsize=(15, 3.8))
-    for key, ax, label in (("correct_frac", axes[0], "correct samples in the rollout batch"),
-                           ("entropy", axes[1], "policy entropy on its samples (nats/token)"),
-                           ("lambda", axes[2], "W-REINFORCE lambda (reinforce: 1, not drawn)")):  # fmt: skip
-        for run in summary:
-            # reinforce's constant 1 would squeeze the other lambdas (at most --lam) into the bottom tenth
-            if run == "base" or key not in per_seed[0][run]["history"] or (key == "lambda" and run == "reinforce"):
-                continue
-            curves = [r[run]["history"][key] for r in per_seed]
-            mean = [statistics.fmean(step) for step in zip(*curves)]
-            ax.plot(range(1, len(mean) + 1), mean, color=COLOURS[run], label=run)
-        if key == "entropy":
-            ax.axhline(summary["base"]["entropy"], color=COLOURS["base"], ls="--", lw=1, label="base (held-out)")
-        ax.set(xlabel="RL step (first rollout batch: 1)", ylabel=label)
-        ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8)
-    if axes[2].lines:
-        axes[2].legend(fontsize=8)
-    else:
-        axes[2].set_axis_off()  # no W-REINFORCE run selected: no lambda to draw
-    fig.tight_layout()
-    return fig
-
-
-def write_report(config: Config, per_seed: List[dict], seeds: List[int], out: Path, seconds: float) -> dict:
-    summary = aggregate(per_seed)
-    claims = check_claims(summary)
-    results = {"config": asdict(config), "seeds": seeds, "seconds": seconds, "summary": summary,
-               "claims": claims, "per_seed": dict(zip(map(str, seeds), per_seed))}  # fmt: skip
+def write_report(config: Config, per_seed: Dict[int, dict], out: Path, seconds: float, smoke: bool = False) -> dict:
+    seeds = list(per_seed)
+    runs = list(per_seed[seeds[0]])
+    ks = list(per_seed[seeds[0]]["base"]["pass_at_k"])
+    top = ks[-1]
+    means = {run: {"pass_at_k": {k: statistics.fmean(per_seed[s][run]["pass_at_k"][k] for s in seeds) for k in ks},
+                   "entropy": statistics.fmean(per_seed[s][run]["entropy"] for s in seeds)} for run in runs}  # fmt: skip
+    table = paired_table(per_seed, config.runs)
+    claims = [] if smoke else judge_claims(table, top)
+    crossover = paired.crossover_k({int(k): table["nsr - psr"][k] for k in ks}) if "nsr - psr" in table else None
+    results = {"config": asdict(config), "seeds": seeds, "seconds": seconds, "smoke": smoke, "summary": means,
+               "paired": {c: {col: asdict(i) for col, i in row.items()} for c, row in table.items()},
+               "claims": claims, "crossover_k": crossover,
+               "per_seed": {str(s): per_seed[s] for s in seeds}}  # fmt: skip
     (out / "results.json").write_text(json.dumps(results, indent=2))
-    plot(per_seed, summary, out)
-    ks = sorted(summary["base"]["pass_at_k"], key=int)
-    spread = len(seeds) > 1
+    plot(config, per_seed, table, out, smoke)
+    over = "seeds" if len(seeds) > 1 else "problems"
     lines = [
-        "# The paper's experiment in miniature",
+        "# The paper's experiment in miniature" + (" (smoke run)" if smoke else ""),
         "",
-        f"Policy: a {config.layers}-layer, width-{config.width} character-level GPT-2 trained here to add "
-        f"{config.operands} {config.digits}-digit numbers (answer in \\boxed{{}}), pretraining stopped after "
-        f"{config.pretrain_steps} steps. RL: {config.steps} steps of {config.prompts} prompts x {config.samples} "
-        f"samples at temperature 1, lr {config.lr}, clip {CLIP}{ignored_samples_note(config)}. "
-        f"Held-out: {config.eval_problems} problems x {config.eval_samples} samples. Seeds: {', '.join(map(str, seeds))}"
-        f"{' (mean ± std over seeds)' if spread else ''}. Wall-clock: {seconds:.0f} s.",
-        "",
-        "| run | " + " | ".join(f"pass@{k}" for k in ks) + " | entropy |",
-        "|---|" + "---|" * (len(ks) + 1),
     ]
-    for run, s in summary.items():
-        cells = [
-            f"{100 * s['pass_at_k'][k]:.1f}" + (f" ± {100 * s['pass_at_k_std'][k]:.1f}" if spread else "") for k in ks
-        ]
-        entropy = f"{s['entropy']:.3f}" + (f" ± {s['entropy_std']:.3f}" if spread else "")
-        lines.append(f"| {run} | " + " | ".join(cells) + f" | {entropy} |")
-    lines += lambda_lines(config, summary, spread)
-    lines += ["", f"## The paper's claims, checked on these numbers{' (the means)' if spread else ''}", ""]
-    for c in claims:
-        numbers = ", ".join(f"{k} {v}" for k, v in c["numbers"].items())
-        lines.append(f"- **{'holds' if c['holds'] else 'does not hold'}**: {c['claim']} ({numbers})")
-    if len(seeds) > 1:
-        lines += ["", "Per seed:", ""]
-        for seed, result in zip(seeds, per_seed):
-            seed_claims = check_claims(aggregate([result]))
-            lines.append(
-                f"- seed {seed}: "
-                + "; ".join(f"claim {c['claim'][0]} {'holds' if c['holds'] else 'does not hold'}" for c in seed_claims)
-            )
-    lines += ["", "Plots: `passk.png` (pass@k after training), `training.png` (correct samples, entropy and lambda "
-              "per step).", "Every number: `results.json` (per step: `per_seed.SEED.RUN.history`)."]  # fmt: skip
+    if smoke:
+        lines += ["**Smoke run: it checks that the pipeline runs end to end. Its sizes are tiny and its numbers mean "
+                  "nothing; no claim is judged.**", ""]  # fmt: skip
+    lines += [
+        f"{setup_line(config, seeds)} ({', '.join(map(str, seeds))}); pretraining until held-out dev pass@1 >= "
+        f"{config.pretrain_target:g} (at most {config.pretrain_steps} steps); clip {CLIP}"
+        f"{ignored_samples_note(config)}; held-out: {config.eval_problems} problems x {config.eval_samples} samples "
+        f"per seed. Wall-clock: {seconds:.0f} s.",
+        "",
+        "## The bases (one per seed)",
+        "",
+        "| seed | pretraining steps | dev pass@1 | pass@1 | pass@64 | entropy |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in seeds:
+        b = per_seed[s]["base"]
+        lines.append(f"| {s} | {b['pretraining']['steps']} | {100 * b['pretraining']['dev_pass_at_1']:.1f} | "
+                     f"{100 * b['pass_at_k']['1']:.1f} | {100 * b['pass_at_k'][top]:.1f} | {b['entropy']:.3f} |")  # fmt: skip
+    lines += ["", f"## Paired differences, A - B (points of pass@k; entropy in nats/token){'' if smoke else ''}", "",
+              ("95% intervals over the seeds: each seed's difference is the mean over its held-out problems of A's "
+               "pass@k minus B's (both trained from that seed's base), the interval Student's t over the seeds "
+               "(openrlhf_nsr/paired.py)." if over == "seeds" else
+               "One seed: 95% intervals over its held-out problems only (Student's t over the per-problem "
+               "differences); they leave out the training's randomness, so no claim can be judged from them "
+               "(run several seeds: --seeds)."),
+              "",
+              "| A - B | " + " | ".join(f"pass@{k}" for k in ks) + " | entropy |",
+              "|---|" + "---|" * (len(ks) + 1)]  # fmt: skip
+    for contrast, row in table.items():
+        lines.append(
+            f"| {contrast} | " + " | ".join(cell(row[k], k) for k in ks) + f" | {cell(row['entropy'], 'entropy')} |"
+        )
+    lines += ["", "Means over the seeds:", "", "| run | " + " | ".join(f"pass@{k}" for k in ks) + " | entropy |",
+              "|---|" + "---|" * (len(ks) + 1)]  # fmt: skip
+    for run, m in means.items():
+        lines.append(
+            f"| {run} | " + " | ".join(f"{100 * m['pass_at_k'][k]:.1f}" for k in ks) + f" | {m['entropy']:.3f} |"
+        )
+    lines += lambda_lines(config, per_seed)
+    if not smoke:
+        lines += ["", "## The paper's claims, judged on their intervals", "",
+                  "holds: the whole 95% interval is on the claimed side; fails: the whole interval is on the other "
+                  "side; not separable: the interval straddles the line (noise at this size cannot tell)." +
+                  ("" if over == "seeds" else " With one seed every claim is not separable."), ""]  # fmt: skip
+        for c in claims:
+            i = paired.Interval(**c["interval"])
+            lines.append(f"- **{c['verdict']}**: {c['claim']}: {c['contrast']} {c['column']} = {cell(i, c['column'])}"
+                         if c["column"] != "entropy_rel" else
+                         f"- **{c['verdict']}**: {c['claim']}: {c['contrast']} = {i.scaled(100).text(1)} %")  # fmt: skip
+        if crossover is not None:
+            lines.append(f"- PSR's pass@k falls below NSR's (Figure 2's crossover): {crossover_text(crossover, top)}")
+    lines += ["", "Plots: `passk.png` (pass@k), `paired.png` (the paired differences with their intervals), "
+              "`training.png` (correct samples, entropy and, when it moves, lambda per step).",
+              "Every number: `results.json` (per problem: `per_seed.SEED.RUN.counts`; per step: `...history`)."]  # fmt: skip
     (out / "report.md").write_text("\n".join(lines) + "\n")
     return results
 
 
-def lambda_lines(config: Config, summary: dict, spread: bool) -> List[str]:
-    """The report's lambda section: how each W-REINFORCE run set lambda, and its mean over the steps."""
+def crossover_text(crossover: dict, top: str) -> str:
+    """Where PSR's pass@k falls below NSR's, from paired.crossover_k of NSR - PSR."""
+    est, low, high = crossover["estimate"], crossover["low"], crossover["high"]
+    if est is None:
+        reach = (f"its interval reaches above 0 from k = {low} on" if low is not None
+                 else "its interval is below 0 up to the largest k")  # fmt: skip
+        return f"not reached up to k = {top}: NSR - PSR's mean stays below 0 ({reach})"
+    return f"from k = {est} (95% range: k = {low} to {'beyond ' + top if high is None else high})"
+
+
+def lambda_lines(config: Config, per_seed: Dict[int, dict]) -> List[str]:
+    """The report's lambda section: how each W-REINFORCE run set lambda, and its mean over the steps and seeds."""
     how = {
         "w_reinforce": f"constant {config.lam:g} (the paper's)",
         "reinforce": "constant 1 (REINFORCE)",
@@ -600,13 +736,13 @@ def lambda_lines(config: Config, summary: dict, spread: bool) -> List[str]:
         "w_reinforce_adaptive": f"entropy controller: kept in [0, {config.lam:g}], from 0, up while the rollout "
         f"entropy is above {config.lam_target:g} x its first-step value, down toward 0 (NSR) below it",
     }
-    runs = [run for run in summary if "lambda_mean" in summary[run]]
+    runs = [run for run in config.runs if run in LAMBDA_RUNS]
     if not runs:
         return []
     lines = ["", "## Lambda over training", ""]
     for run in runs:
-        mean = f"{summary[run]['lambda_mean']:.3f}" + (f" ± {summary[run]['lambda_mean_std']:.3f}" if spread else "")
-        lines.append(f"- {run}: {how[run]}; mean over the steps {mean}")
+        mean = statistics.fmean(statistics.fmean(r[run]["history"]["lambda"]) for r in per_seed.values())
+        lines.append(f"- {run}: {how[run]}; mean over the steps {mean:.3f}")
     return lines
 
 
@@ -620,17 +756,136 @@ def ignored_samples_note(config: Config) -> str:
     return f", ignored samples ({' / '.join(runs)}): {config.ignored_samples}" if runs else ""
 
 
-def parse_args(argv: Optional[List[str]] = None) -> Tuple[Config, List[int], Path]:
-    p = argparse.ArgumentParser(prog="python -m openrlhf_nsr.mini", description=__doc__.split("\n\n")[0])
+# ── Plots ──
+
+
+def plot(config: Config, per_seed: Dict[int, dict], table, out: Path, smoke: bool) -> None:
+    plt = plotting.pyplot()
+    title = setup_line(config, list(per_seed)) + (" (smoke run: the numbers mean nothing)" if smoke else "")
+    for name, fig in (("passk.png", passk_figure(per_seed, title)), ("paired.png", paired_figure(table, title)),
+                      ("training.png", training_figure(per_seed, title))):  # fmt: skip
+        fig.savefig(out / name, dpi=120)
+        plt.close(fig)
+
+
+def _line(ax, name, xs, ys, **kw):
+    s = plotting.style(name)
+    return ax.plot(xs, ys, color=s["color"], ls=s["ls"], marker=s["marker"], label=name, **kw)
+
+
+def passk_figure(per_seed: Dict[int, dict], title: str):
+    fig, ax = plotting.pyplot().subplots(figsize=(6.5, 4.5))
+    seeds = list(per_seed)
+    runs = list(per_seed[seeds[0]])
+    ks = list(per_seed[seeds[0]]["base"]["pass_at_k"])
+    for run in runs:
+        ys = [100 * statistics.fmean(per_seed[s][run]["pass_at_k"][k] for s in seeds) for k in ks]
+        _line(ax, run, [int(k) for k in ks], ys, ms=4, lw=1.5)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks([int(k) for k in ks], ks)
+    ax.set(xlabel="k", ylabel="pass@k (%) on held-out problems, mean over seeds")
+    ax.set_title("pass@k after training\n" + title, fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def paired_figure(table, title: str):
+    fig, axes = plotting.pyplot().subplots(1, 2, figsize=(12, 4.5))
+    groups = ([c for c in table if c.endswith(" - base")], [c for c in table if not c.endswith(" - base")])
+    for ax, contrasts_drawn, what in zip(axes, groups, ("each run minus its base", "objective minus objective")):
+        for j, contrast in enumerate(contrasts_drawn):
+            ks = [k for k in table[contrast] if k.isdigit()]
+            xs = [int(k) * 2 ** ((j - (len(contrasts_drawn) - 1) / 2) * 0.06) for k in ks]  # side by side
+            means = [100 * table[contrast][k].mean for k in ks]
+            errors = [[100 * (table[contrast][k].mean - table[contrast][k].low) for k in ks],
+                      [100 * (table[contrast][k].high - table[contrast][k].mean) for k in ks]]  # fmt: skip
+            s = CONTRAST_STYLES.get(contrast) or plotting.style(contrast.split(" - ")[0])
+            ax.errorbar(xs, means, yerr=errors, color=s["color"], ls=s["ls"], marker=s["marker"], ms=4, capsize=2,
+                        label=contrast)  # fmt: skip
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_xscale("log", base=2)
+        ks = [k for k in next(iter(table.values())) if k.isdigit()]
+        ax.set_xticks([int(k) for k in ks], ks)
+        ax.set(xlabel="k", ylabel="difference in pass@k (points), 95% interval")
+        ax.set_title(f"Paired differences: {what}", fontsize=9)
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+        else:
+            ax.set_axis_off()
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def training_figure(per_seed: Dict[int, dict], title: str):
+    seeds = list(per_seed)
+    runs = [r for r in per_seed[seeds[0]] if r != "base"]
+
+    def mean_curve(run, key):
+        return [statistics.fmean(step) for step in zip(*(per_seed[s][run]["history"][key] for s in seeds))]
+
+    lambda_runs = [r for r in runs if "lambda" in per_seed[seeds[0]][r]["history"] and r != "reinforce"]
+    moving = [r for r in lambda_runs if len(set(mean_curve(r, "lambda"))) > 1]
+    panels = [("correct_frac", "correct samples in the rollout batch"),
+              ("entropy", "policy entropy on its samples (nats/token)")]  # fmt: skip
+    if moving:  # a constant lambda says nothing a legend cannot: the panel only when lambda moves
+        panels.append(("lambda", "W-REINFORCE lambda"))
+    plt = plotting.pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.2), squeeze=False)
+    steps = len(per_seed[seeds[0]][runs[0]]["history"]["entropy"])
+    window = max(1, steps // 10)
+    for ax, (key, label) in zip(axes[0], panels):
+        for run in lambda_runs if key == "lambda" else runs:
+            curve = mean_curve(run, key)
+            xs = range(1, len(curve) + 1)
+            s = plotting.style(run)
+            ax.plot(xs, curve, color=s["color"], lw=0.8, alpha=0.25)  # raw, faint
+            ax.plot(xs, plotting.smooth(curve, window), color=s["color"], ls=s["ls"], lw=1.8, label=run)
+        if key == "entropy":
+            base = statistics.fmean(per_seed[s]["base"]["entropy"] for s in seeds)
+            ax.axhline(base, color=plotting.STYLES["base"]["color"], ls=":", lw=1.2, label="base (held-out)")
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        ax.set(xlabel="RL step (first rollout batch: 1)", ylabel=label)
+        how = [*(["mean over seeds"] if len(seeds) > 1 else []),
+               f"{window}-step average (raw faint)" if window > 1 else "per step"]  # fmt: skip
+        ax.set_title(f"{label.split(' (')[0]}: {', '.join(how)}", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# ── Command line ──
+
+INT_OPTIONS = ("steps", "prompts", "samples", "pretrain_steps", "layers", "width", "operands", "digits",
+               "eval_problems", "eval_samples")  # fmt: skip
+
+
+def parse_args(argv: Optional[List[str]] = None) -> Tuple[Config, List[int], Path, int, bool]:
+    p = argparse.ArgumentParser(prog="python -m openrlhf_nsr.mini", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
     d = Config()
-    p.add_argument("--out", type=Path, default=Path("runs/mini"), help="report folder (default runs/mini)")
-    p.add_argument("--smoke", action="store_true", help="tiny sizes, easier sums: the pipeline in about 10 s")
-    p.add_argument("--seeds", default=str(d.seed), help="comma-separated seeds (default 0)")
-    p.add_argument("--runs", default=",".join(d.runs),
-                   help=f"comma-separated, from {', '.join(RUNS)} (default: {','.join(d.runs)})")  # fmt: skip
+    p.add_argument("--out", type=Path, default=Path("runs/mini"), help="report folder")
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny sizes, easier sums, one seed: checks the pipeline in seconds, judges no claim")  # fmt: skip
+    p.add_argument("--seeds", default=None,
+                   help=f"comma-separated seeds, or FIRST-LAST (default {DEFAULT_SEEDS}; --smoke: 0)")  # fmt: skip
+    p.add_argument("--jobs", type=int, default=None,
+                   help="worker processes, one torch thread each: change the wall-clock, never the numbers (default: "
+                        f"the usable cores, {usable_cores()} here; --smoke: 1, its tasks are shorter than a worker's "
+                        "start); 1 runs the tasks in this process")  # fmt: skip
+    p.add_argument("--runs", default=",".join(d.runs), help=f"comma-separated, from {', '.join(RUNS)}")
+    p.add_argument("--lr", type=float, default=d.lr, help="RL learning rate (Adam)")
+    p.add_argument("--pretrain-target", type=float, default=None,
+                   help="pretraining stops once the held-out dev pass@1 reaches this (checked every "
+                        f"{PRETRAIN_CHECK} steps; --pretrain-steps caps it) (default {d.pretrain_target:g})")  # fmt: skip
     p.add_argument("--lam", type=float, default=d.lam,
                    help="w_reinforce lambda, w_reinforce_adaptive's upper bound, w_reinforce_sched's final value in "
-                        "its default schedule (default 0.1, the paper's)")  # fmt: skip
+                        "its default schedule (0.1: the paper's)")  # fmt: skip
     p.add_argument("--lam-schedule", default=None,
                    help="w_reinforce_sched's lambda: STEP:VALUE,... over the RL steps (first step 1), linear in "
                         "between, constant outside (default: 0 until steps/3, up to --lam by 2 steps/3)")  # fmt: skip
@@ -639,23 +894,25 @@ def parse_args(argv: Optional[List[str]] = None) -> Tuple[Config, List[int], Pat
                         f"value, in (0, 1] (default {d.lam_target:g})")  # fmt: skip
     ignoring = " / ".join(objectives.sample_ignoring_objectives())
     p.add_argument("--ignored-samples", default=None, help=f"{ignoring} runs only: drop (default) or zero")
-    for name in ("steps", "prompts", "samples", "pretrain_steps", "layers", "width", "operands", "digits",
-                 "eval_problems", "eval_samples"):  # fmt: skip
-        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=None, help=f"default {getattr(d, name)}")
-    p.add_argument("--lr", type=float, default=d.lr)
+    for name in INT_OPTIONS:
+        value = getattr(d, name)
+        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=None,
+                       help=f"default {value}" + (f" (--smoke: {SMOKE[name]})" if name in SMOKE else ""))  # fmt: skip
     args = p.parse_args(argv)
-    try:
-        seeds = [int(s) for s in args.seeds.split(",")]
-    except ValueError:
-        p.error(f"--seeds must be comma-separated integers, got {args.seeds!r}")
+    seeds = parse_seeds(p, args.seeds if args.seeds is not None else "0" if args.smoke else DEFAULT_SEEDS)
+    if args.jobs is None:
+        args.jobs = 1 if args.smoke else usable_cores()
+    if args.jobs < 1:
+        p.error(f"--jobs must be >= 1 (worker processes), got {args.jobs}")
     overrides = dict(SMOKE) if args.smoke else {}
-    for name in ("steps", "prompts", "samples", "pretrain_steps", "layers", "width", "operands", "digits",
-                 "eval_problems", "eval_samples"):  # fmt: skip
+    for name in INT_OPTIONS:
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
     ignored = d.ignored_samples if args.ignored_samples is None else args.ignored_samples
     overrides.update(lr=args.lr, lam=args.lam, ignored_samples=ignored, lam_schedule=args.lam_schedule,
                      runs=tuple(r.strip() for r in args.runs.split(",") if r.strip()))  # fmt: skip
+    if args.pretrain_target is not None:
+        overrides["pretrain_target"] = args.pretrain_target
     if args.lam_target is not None:
         overrides["lam_target"] = args.lam_target
     try:
@@ -674,31 +931,35 @@ def parse_args(argv: Optional[List[str]] = None) -> Tuple[Config, List[int], Pat
         if value is not None and run not in config.runs:  # as --ignored-samples: a flag that changes nothing
             p.error(f"{flag} only applies to the {run} run, which --runs {','.join(config.runs)} leaves out: remove "
                     f"the flag or add {run} to --runs")  # fmt: skip
-    return config, seeds, args.out
+    return config, seeds, args.out, args.jobs, args.smoke
+
+
+def parse_seeds(p: argparse.ArgumentParser, text: str) -> List[int]:
+    try:
+        if "-" in text.strip().lstrip("-") and "," not in text:
+            first, last = (int(v) for v in text.split("-", 1))
+            seeds = list(range(first, last + 1))
+        else:
+            seeds = [int(s) for s in text.split(",")]
+    except ValueError:
+        p.error(f"--seeds must be comma-separated integers or FIRST-LAST, got {text!r}")
+    if not seeds or len(set(seeds)) < len(seeds):
+        p.error(f"--seeds must name each seed once, at least one, got {text!r}")
+    return seeds
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from openrlhf_nsr.reward import GraderPool, grade_batch
-
-    config, seeds, out = parse_args(argv)
+    config, seeds, out, jobs, smoke = parse_args(argv)
     out.mkdir(parents=True, exist_ok=True)
-    pool = GraderPool(workers=1)  # the model and the grader share the CPU; answers repeat a lot (cache)
-
-    def grade(texts, golds):
-        return grade_batch(texts, golds, pool)
-
+    where = f"in {jobs} worker processes" if jobs > 1 else "in this process"
+    print(f"seeds {','.join(map(str, seeds))}: pretraining, then {', '.join(config.runs)}, {where}, one torch thread "
+          "each", flush=True)  # fmt: skip
     start = time.time()
-    per_seed = []
-    try:
-        for seed in seeds:
-            print(f"seed {seed}: pretraining, then {', '.join(config.runs)}", flush=True)
-            per_seed.append(run_seed(replace(config, seed=seed), grade))
-    finally:
-        pool.close()
-    results = write_report(config, per_seed, seeds, out, time.time() - start)
+    per_seed = run_all(config, seeds, jobs)
+    write_report(config, per_seed, out, time.time() - start, smoke)
     print((out / "report.md").read_text())
-    print(f"written: {out}/report.md, results.json, passk.png, training.png")
-    return 0 if results else 1
+    print(f"written: {out}/report.md, results.json, passk.png, paired.png, training.png")
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The CPU miniature of the paper's experiment (the README's main command)."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -13,24 +14,28 @@ from openrlhf_nsr.schedules import EntropyLambdaController, Schedule
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("mini")
-    assert mini.main(["--smoke", "--out", str(out), "--runs", ",".join(mini.RUNS)]) == 0
+    assert mini.main(["--smoke", "--out", str(out), "--runs", ",".join(mini.RUNS), "--jobs", "2"]) == 0
     return out
 
 
-def test_smoke_run_writes_the_whole_report(smoke):
+def test_smoke_run_writes_the_whole_report_and_judges_nothing(smoke):
     results = json.loads((smoke / "results.json").read_text())
-    assert set(results["summary"]) == {"base", *mini.RUNS}
+    assert set(results["summary"]) == {"base", *mini.RUNS} and results["seeds"] == [0] and results["smoke"]
     for run, s in results["summary"].items():
         assert list(s["pass_at_k"]) == ["1", "2", "4", "8", "16", "32", "64"]
         values = list(s["pass_at_k"].values())
         assert all(0 <= v <= 1 for v in values) and values == sorted(values)  # pass@k grows with k
         assert s["entropy"] > 0
+        counts = results["per_seed"]["0"][run]["counts"]  # per held-out problem: what the intervals use
+        assert len(counts) == mini.SMOKE["eval_problems"] and all(n == 64 and 0 <= c <= n for n, c in counts)
     history = results["per_seed"]["0"]["nsr"]["history"]
     assert len(history["correct_frac"]) == len(history["entropy"]) == mini.SMOKE["steps"]
-    assert [c["claim"][0] for c in results["claims"]] == ["1", "2", "3"]
+    assert results["claims"] == []  # the smoke run judges no claim
     report = (smoke / "report.md").read_text()
-    assert "| nsr |" in report and "The paper's claims" in report
-    for png in ("passk.png", "training.png"):
+    assert "| nsr - psr |" in report and "| w_reinforce - grpo |" in report and "| nsr - grpo |" in report
+    assert "numbers mean nothing; no claim is judged" in report
+    assert "holds" not in report and "fails" not in report and "not separable" not in report
+    for png in ("passk.png", "paired.png", "training.png"):
         assert (smoke / png).read_bytes()[:4] == b"\x89PNG"
 
 
@@ -72,11 +77,10 @@ def test_lambda_is_recorded_per_step_from_the_schedule_and_the_controller(smoke)
     assert adaptive["lambda"] == [controller.update(entropy) for entropy in adaptive["entropy"]]
     assert per_seed["w_reinforce"]["history"]["lambda"] == [0.1] * steps
     assert per_seed["reinforce"]["history"]["lambda"] == [1.0] * steps
-    summary = results["summary"]
-    assert summary["w_reinforce_sched"]["lambda_mean"] == pytest.approx(0.0625)
-    assert "lambda_mean" not in summary["nsr"] and "lambda_mean" not in summary["base"]
     report = (smoke / "report.md").read_text()
-    assert "## Lambda over training" in report and "0 at step 1 -> 0.1 at step 3" in report
+    assert "## Lambda over training" in report
+    assert "- w_reinforce_sched: piecewise linear: 0 at step 1 -> 0.1 at step 3" in report
+    assert "over the RL steps; mean over the steps 0.062" in report  # (0 + 0.05 + 0.1 + 0.1) / 4
     assert "above 0.85 x its first-step value" in report
 
 
@@ -106,13 +110,76 @@ def test_the_same_seed_gives_the_same_numbers_and_runs_selects(smoke, tmp_path):
     assert mini.parse_args([])[0].runs == mini.PAPER_RUNS  # the moving-lambda runs are opt-in
 
 
-def test_several_seeds_report_mean_and_spread(tmp_path):
-    mini.main(["--smoke", "--out", str(tmp_path), "--seeds", "0,1", "--runs", "nsr"])
+def test_several_seeds_give_paired_intervals_over_the_seeds(tmp_path):
+    mini.main(["--smoke", "--out", str(tmp_path), "--seeds", "0-1", "--runs", "nsr,psr", "--jobs", "2"])
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["seeds"] == [0, 1] and set(results["per_seed"]) == {"0", "1"}
     a, b = (results["per_seed"][s]["nsr"]["pass_at_k"]["64"] for s in ("0", "1"))
     assert results["summary"]["nsr"]["pass_at_k"]["64"] == pytest.approx((a + b) / 2)
-    assert "± " in (tmp_path / "report.md").read_text()
+    interval = results["paired"]["nsr - psr"]["1"]
+    assert (interval["n"], interval["over"]) == (2, "seeds")
+    # each seed's difference: the mean over its problems of nsr's pass@1 minus psr's (both from its base)
+    diffs = [results["per_seed"][s]["nsr"]["pass_at_k"]["1"] - results["per_seed"][s]["psr"]["pass_at_k"]["1"]
+             for s in ("0", "1")]  # fmt: skip
+    assert interval["mean"] == pytest.approx(sum(diffs) / 2)
+    assert interval["high"] - interval["mean"] == pytest.approx(12.7062 * abs(diffs[0] - diffs[1]) / 2, abs=1e-9)
+    assert "Student's t over the seeds" in (tmp_path / "report.md").read_text()
+
+
+def test_a_seed_gives_the_same_numbers_at_any_thread_count_core_count_and_jobs(smoke, tmp_path):
+    """One process (--jobs 1: the tasks in it) on one core with 4 threads asked for, vs the fixture's two workers."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "4", "MKL_NUM_THREADS": "4"}
+    command = [sys.executable, "-m", "openrlhf_nsr.mini", "--smoke", "--out", str(tmp_path), "--jobs", "1",
+               "--runs", "nsr,grpo"]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600,
+                          preexec_fn=lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}))  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "in this process, one torch thread each" in done.stdout
+    one_core = json.loads((tmp_path / "results.json").read_text())["per_seed"]["0"]
+    two_jobs = json.loads((smoke / "results.json").read_text())["per_seed"]["0"]
+    for run in ("base", "nsr", "grpo"):
+        assert one_core[run] == two_jobs[run], run
+
+
+def test_pretraining_stops_at_the_target_or_the_cap():
+    from types import SimpleNamespace
+
+    config = replace(mini.Config(), **mini.SMOKE).check()
+    _, dev, train = mini.held_out_problems(config)
+
+    def grader(correct):
+        return lambda texts, golds: [SimpleNamespace(correct=correct) for _ in texts]
+
+    done = mini.pretrain(mini.build_policy(config), train, dev, config, grader(True))
+    assert done == {"steps": mini.PRETRAIN_CHECK, "dev_pass_at_1": 1.0}  # the first check reaches any target
+    capped = replace(config, pretrain_steps=60)
+    done = mini.pretrain(mini.build_policy(capped), train, dev, capped, grader(False))
+    assert done == {"steps": 60, "dev_pass_at_1": 0.0}  # never reached: the cap, checked at its last step too
+    eval_problems, dev, train = mini.held_out_problems(mini.Config().check())
+    assert len(dev) == mini.DEV_PROBLEMS and len(eval_problems) == 200 and len(train) == mini.TRAIN_PROBLEMS
+    assert not {p for p, _ in dev} & {p for p, _ in eval_problems + train}  # dev is held out of both
+
+
+def test_the_bases_of_the_smoke_seeds_reach_the_target(smoke):
+    results = json.loads((smoke / "results.json").read_text())
+    pretraining = results["per_seed"]["0"]["base"]["pretraining"]
+    assert pretraining["steps"] % mini.PRETRAIN_CHECK == 0 and pretraining["steps"] <= mini.SMOKE["pretrain_steps"]
+    assert pretraining["dev_pass_at_1"] >= results["config"]["pretrain_target"]
+
+
+def test_the_sampling_pass_gives_the_old_log_probs_of_a_separate_forward():
+    config = replace(mini.Config(), **mini.SMOKE).check()
+    policy = mini.build_policy(config)
+    prompts = [p for p, _ in mini.held_out_problems(config)[0][:4]]
+    ids, mask, _, _, sampled = mini.sample(policy, prompts, 3, config, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        again = mini.token_log_probs(policy, ids, len(prompts[0]))
+    torch.testing.assert_close(sampled, again * mask, atol=1e-5, rtol=0)
+    assert (sampled * mask).abs().sum() > 0
 
 
 @pytest.mark.parametrize(
@@ -123,13 +190,22 @@ def test_several_seeds_report_mean_and_spread(tmp_path):
         (["--runs", "nsr,dpo"], "unknown runs ['dpo']"),
         (["--eval-samples", "32"], "must be >= 64"),
         (["--ignored-samples", "keep"], "--ignored-samples must be one of"),
-        (["--seeds", "a"], "--seeds must be comma-separated integers"),
+        (["--seeds", "a"], "--seeds must be comma-separated integers or FIRST-LAST, got 'a'"),
         (["--lr", "nan"], "must be positive: --lr nan"),
         (["--lam", "inf"], "--lam must be >= 0 and finite"),
         (["--runs", "nsr,nsr"], "--runs names a run twice"),
         (["--width", "30"], "--width must be a multiple of 4"),
         (["--operands", "20"], "the policy has 64"),
-        (["--operands", "2", "--digits", "1"], "give 81 distinct problems: 200 held out leave 0 to train on"),
+        (
+            ["--operands", "2", "--digits", "1"],
+            "give 81 distinct problems: 200 held out (and 64 for pretraining's check) leave 0 to train on",
+        ),
+        (["--operands", "1"], "--operands must be >= 2 (numbers added per problem), got 1"),
+        (["--digits", "9", "--operands", "9"], "--digits must be <= 4 (digits per number), got 9"),
+        (["--pretrain-target", "1.5"], "--pretrain-target must be in (0, 1) (a held-out pass@1), got 1.5"),
+        (["--jobs", "0"], "--jobs must be >= 1 (worker processes), got 0"),
+        (["--seeds", "3-1"], "--seeds must name each seed once, at least one, got '3-1'"),
+        (["--seeds", "0,0"], "--seeds must name each seed once"),
         (
             ["--runs", "w_reinforce,grpo", "--ignored-samples", "zero"],
             "--ignored-samples only applies to runs in which some samples carry no gradient (psr or nsr); "
@@ -164,9 +240,9 @@ def test_invalid_values_are_clear_errors(flags, message, capsys):
 
 @pytest.mark.parametrize("runs", [*mini.RUNS, "w_reinforce,grpo"])
 def test_ignored_samples_defaults_for_any_selection_and_applies_to_psr_nsr(runs):
-    config, _, _ = mini.parse_args(["--runs", runs])
+    config = mini.parse_args(["--runs", runs])[0]
     assert config.ignored_samples == objectives.DEFAULT_IGNORED_SAMPLES
-    config, _, _ = mini.parse_args(["--runs", "grpo,nsr", "--ignored-samples", "zero"])
+    config = mini.parse_args(["--runs", "grpo,nsr", "--ignored-samples", "zero"])[0]
     assert config.ignored_samples == "zero"
 
 
@@ -258,49 +334,130 @@ def test_an_empty_mask_gives_a_zero_loss_and_gradient():
     assert loss.item() == 0 and not log_probs.grad.any()
 
 
-def _fake_results(ks=("1", "2")):
-    runs = ("base", *mini.RUNS)
-    summary = {r: {"pass_at_k": {k: 0.1 * i for i, k in enumerate(ks, 1)},
-                   "pass_at_k_std": dict.fromkeys(ks, 0.0), "entropy": 0.5} for r in runs}  # fmt: skip
-    histories = {r: {"correct_frac": [0.1, 0.2], "entropy": [0.4, 0.5]} for r in mini.RUNS}
-    for r in mini.LAMBDA_RUNS:
-        histories[r]["lambda"] = [0.0, 0.1]
-    per_seed = [{"base": {"history": None}, **{r: {"history": h} for r, h in histories.items()}}]
-    return per_seed, summary
+def _fake_per_seed(seeds=(0, 1), ks=("1", "2", "64"), lam_moves=True):
+    """Results of every run for two seeds, in mini.run_all's layout, with made-up numbers."""
+    per_seed = {}
+    for seed in seeds:
+        runs = {}
+        for i, run in enumerate(("base", *mini.RUNS)):
+            runs[run] = {"pass_at_k": {k: min(1.0, 0.1 * j + 0.01 * i + 0.01 * seed) for j, k in enumerate(ks, 1)},
+                         "entropy": 0.5 - 0.01 * i, "counts": [[64, 10 + i + seed], [64, 30 + seed]],
+                         "history": None if run == "base" else {"correct_frac": [0.1, 0.2, 0.3], "entropy": [0.4, 0.5, 0.4]}}  # fmt: skip
+            if run in mini.LAMBDA_RUNS:
+                runs[run]["history"]["lambda"] = (
+                    [0.0, 0.05, 0.1] if lam_moves and run == "w_reinforce_sched" else [0.1] * 3
+                )
+        runs["base"]["pretraining"] = {"steps": 100, "dev_pass_at_1": 0.2}
+        per_seed[seed] = runs
+    return per_seed
 
 
-def test_each_run_has_one_colour_in_every_plot():
+def test_runs_are_told_apart_by_colour_and_line_style_and_every_panel_has_a_legend():
     import matplotlib.pyplot as plt
     from matplotlib.colors import to_hex
 
-    assert set(mini.COLOURS) == {"base", *mini.RUNS}
-    assert len({to_hex(c) for c in mini.COLOURS.values()}) == len(mini.COLOURS)  # distinct
-    per_seed, summary = _fake_results()
-    for fig in (mini.passk_figure(summary), mini.training_figure(per_seed, summary)):
-        seen = {}
+    from openrlhf_nsr import plotting
+
+    looks = {
+        run: (to_hex(plotting.STYLES[run]["color"]), str(plotting.STYLES[run]["ls"])) for run in ("base", *mini.RUNS)
+    }
+    assert len({c for c, _ in looks.values()}) == len(looks)  # distinct colours
+    for a, b in (("nsr", "w_reinforce"), ("psr", "grpo")):  # the pairs that hid each other: colour and style
+        assert looks[a][0] != looks[b][0] and looks[a][1] != looks[b][1]
+    per_seed = _fake_per_seed()
+    config = mini.Config(runs=mini.RUNS)
+    table = mini.paired_table(per_seed, config.runs)
+    for fig in (mini.passk_figure(per_seed, "t"), mini.paired_figure(table, "t"), mini.training_figure(per_seed, "t")):
         for ax in fig.axes:
+            assert ax.get_legend() is not None, ax.get_title()
+            drawn = set()
             for handle, label in zip(*ax.get_legend_handles_labels()):
                 line = handle[0] if isinstance(handle, tuple) else handle  # an errorbar: its data line
-                seen.setdefault(label.split()[0], set()).add(to_hex(line.get_color()))
-        assert seen == {run: {to_hex(mini.COLOURS[run])} for run in ("base", *mini.RUNS)}
+                drawn.add((to_hex(line.get_color()), str(line.get_linestyle())))
+                if label in mini.CONTRAST_STYLES:  # objective minus objective: a look of its own
+                    assert to_hex(line.get_color()) == to_hex(mini.CONTRAST_STYLES[label]["color"]), label
+                else:  # a run, or a run minus its base: the run's colour
+                    assert to_hex(line.get_color()) == looks[label.split(" - ")[0].split()[0]][0], label
+            assert len(drawn) == len(ax.get_legend_handles_labels()[1]), ax.get_title()  # no two alike
         plt.close(fig)
 
 
-def test_the_claims_state_the_tolerances_they_use():
-    _, summary = _fake_results(("1", "64"))
+def test_the_lambda_panel_only_when_lambda_moves_and_steps_are_integers():
+    import matplotlib.pyplot as plt
 
-    def claims(**pass_at_64):
-        for run, value in pass_at_64.items():
-            summary[run]["pass_at_k"]["64"] = value
-        return {c["claim"][0]: c for c in mini.check_claims(summary)}
+    moving = mini.training_figure(_fake_per_seed(), "t")
+    assert len(moving.axes) == 3 and "lambda" in moving.axes[2].get_ylabel()
+    assert [line.get_label() for line in moving.axes[2].get_lines() if not line.get_label().startswith("_")] == [
+        "w_reinforce", "w_reinforce_sched", "w_reinforce_adaptive"]  # fmt: skip
+    still = mini.training_figure(_fake_per_seed(lam_moves=False), "t")
+    assert len(still.axes) == 2  # every lambda constant: no panel
+    for ax in moving.axes:
+        assert all(float(t).is_integer() for t in ax.get_xticks())
+    plt.close(moving)
+    plt.close(still)
 
-    within = claims(base=0.90, nsr=0.895, w_reinforce=0.93, psr=0.885)  # nsr 0.5 below, psr 1.5 below
-    assert within["1"]["holds"]
-    assert "keep pass@64 within 1 point of the base model's or raise it" in within["1"]["claim"]
-    assert "PSR lowers it by more than 1 point" in within["1"]["claim"]
-    assert not claims(nsr=0.885)["1"]["holds"]  # 1.5 points below the base: not kept
-    assert not claims(nsr=0.90, psr=0.895)["1"]["holds"]  # psr only 0.5 below: not lowered
-    for base in range(3, 201):  # exactly 1 point below (2 of 200 problems) is within, whatever the float ulp
-        assert claims(base=base / 200, nsr=(base - 2) / 200, w_reinforce=(base - 2) / 200, psr=0)["1"]["holds"], base
-    assert "within 15%" in within["2"]["claim"] and "more than 15% below" in within["2"]["claim"]
-    assert "within 3 points" in within["3"]["claim"]
+
+def test_curves_are_smoothed_with_the_raw_data_faint_behind():
+    from openrlhf_nsr import plotting
+
+    assert plotting.smooth([1, 2, 3, 4, 5], 2) == [1, 1.5, 2.5, 3.5, 4.5]
+    assert plotting.smooth([3.0], 5) == [3.0]
+    fig = mini.training_figure(_fake_per_seed(), "t")
+    lines = fig.axes[0].get_lines()
+    raw = [line for line in lines if line.get_alpha() is not None and line.get_alpha() < 0.5]
+    assert len(raw) == len(mini.RUNS) and list(raw[0].get_ydata()) == [0.1, 0.2, 0.3]
+
+
+def _interval(low, high):
+    from openrlhf_nsr.paired import Interval
+
+    return Interval((low + high) / 2, low, high, 5, "seeds")
+
+
+def test_each_claim_is_judged_on_its_interval_and_states_its_tolerance():
+    from openrlhf_nsr import paired
+
+    row = dict.fromkeys(("1", "64", "entropy", "entropy_rel"), _interval(0.01, 0.02))
+    table = {c: dict(row) for c in ("psr - base", "nsr - base", "w_reinforce - base", "nsr - psr", "nsr - grpo",
+                                    "w_reinforce - grpo")}  # fmt: skip
+    table["psr - base"]["64"] = _interval(-0.05, -0.02)  # PSR surely lowers pass@64
+    table["nsr - base"]["64"] = _interval(-0.009, 0.01)  # NSR surely not more than 1 point below
+    table["w_reinforce - base"]["64"] = _interval(-0.03, -0.02)  # surely more than 1 point below
+    table["nsr - grpo"]["1"] = _interval(-0.04, -0.02)  # straddles -3 points
+    table["nsr - base"]["entropy_rel"] = _interval(-0.1, -0.05)  # within 15%
+    claims = {c["claim"]: c["verdict"] for c in mini.judge_claims(table, "64")}
+    assert claims == {
+        "PSR lowers pass@64 (psr - base < 0)": paired.HOLDS,
+        "NSR keeps pass@64 (nsr - base > -1 point)": paired.HOLDS,
+        "W-REINFORCE keeps pass@64 (w_reinforce - base > -1 point)": paired.FAILS,
+        "NSR beats PSR at pass@64 (nsr - psr > 0)": paired.HOLDS,
+        "PSR lowers the entropy (psr - base < 0)": paired.FAILS,
+        "NSR keeps more entropy than PSR (nsr - psr > 0)": paired.HOLDS,
+        "NSR keeps the entropy within 15% of the base model's": paired.HOLDS,
+        "NSR improves pass@1 (nsr - base > 0)": paired.HOLDS,
+        "NSR's pass@1 is within 3 points of GRPO's": paired.NOT_SEPARABLE,
+        "W-REINFORCE's pass@1 is within 3 points of GRPO's": paired.HOLDS,
+    }
+    del table["w_reinforce - grpo"]  # a run not trained: its claims are left out, not judged
+    assert len(mini.judge_claims(table, "64")) == 9
+
+
+def test_the_paired_table_and_report_of_several_seeds(tmp_path):
+    per_seed = _fake_per_seed()
+    results = mini.write_report(mini.Config(runs=mini.RUNS), per_seed, tmp_path, 1.0)
+    assert list(results["paired"]) == [f"{r} - base" for r in mini.RUNS] + ["nsr - psr", "w_reinforce - grpo",
+                                                                           "nsr - grpo"]  # fmt: skip
+    nsr_psr = results["paired"]["nsr - psr"]["entropy"]
+    assert nsr_psr["mean"] == pytest.approx(-0.01) and nsr_psr["n"] == 2  # nsr 0.5-0.02, psr 0.5-0.01
+    report = (tmp_path / "report.md").read_text()
+    assert "## The paper's claims, judged on their intervals" in report and "| 1 | 100 | 20.0 |" in report
+    assert "Figure 2's crossover" in report
+    assert mini.crossover_text({"estimate": None, "low": 16, "high": None}, "64") == (
+        "not reached up to k = 64: NSR - PSR's mean stays below 0 (its interval reaches above 0 from k = 16 on)"
+    )
+    assert (
+        mini.crossover_text({"estimate": 8, "low": 4, "high": None}, "64")
+        == "from k = 8 (95% range: k = 4 to beyond 64)"
+    )
+    for png in ("passk.png", "paired.png", "training.png"):
+        assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
