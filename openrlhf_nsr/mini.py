@@ -70,7 +70,10 @@ EOS = STOI["<eos>"]
 # The default runs: the paper's comparison. The two with a moving lambda are opt-in (--runs): at the
 # default lr NSR does not degrade, the case they are for, and they would add a third to the wall-clock.
 PAPER_RUNS = ("psr", "nsr", "w_reinforce", "grpo")
-RUNS = (*PAPER_RUNS, "reinforce", "w_reinforce_sched", "w_reinforce_adaptive")
+# Past the paper (opt-in): MaxRL (arXiv 2602.02710) and Pass@k training (arXiv 2508.10751), the registered
+# group objectives of objectives.py.
+GROUP_RUNS = ("maxrl", "passk")
+RUNS = (*PAPER_RUNS, "reinforce", "w_reinforce_sched", "w_reinforce_adaptive", *GROUP_RUNS)
 # The runs that are W-REINFORCE (lambda * PSR + NSR); lambda_source gives their lambda per step.
 LAMBDA_RUNS = ("w_reinforce", "reinforce", "w_reinforce_sched", "w_reinforce_adaptive")
 CLIP = 0.2  # paper §2
@@ -113,6 +116,9 @@ class Config:
     # chosen by argument, not tuned: the report's own "near the base model" band (claim 2), so
     # positive samples come in while the entropy is within what counts as kept, NSR alone below.
     lam_target: float = 1 - ENTROPY_BAND
+    # passk's k: half of the 8 samples, chosen here (the objective takes k as a setting): between k = 1
+    # (close to GRPO) and k = n - 1 (the most exploration it allows).
+    passk_k: int = 4
     ignored_samples: str = "drop"
     eval_problems: int = 200
     eval_samples: int = 64
@@ -136,6 +142,8 @@ class Config:
             schedule = self.schedule().canonical()
         except ValueError as err:
             raise ValueError(f"--lam-schedule {self.lam_schedule!r}: {err}") from None
+        if not 1 <= self.passk_k < self.samples:
+            raise ValueError(f"--passk-k must be in [1, --samples) = [1, {self.samples}), got {self.passk_k}")
         if self.eval_samples < 64:
             raise ValueError(f"--eval-samples must be >= 64 to report pass@64, got {self.eval_samples}")
         if self.width % N_HEADS:
@@ -358,6 +366,10 @@ def advantages_for(run: str, correct: torch.Tensor, config: Config, n: int, lam:
         # is nonzero, i.e. its prompt has both correct and incorrect samples (all-equal groups give
         # exactly 0). They still count in the denominator, as in OpenRLHF's group_norm.
         return adv, adv != 0, torch.ones_like(correct)
+    if run in GROUP_RUNS:  # MaxRL, Pass@k training: from the prompt's group; every sample counts (reference code)
+        extra = {"k": config.passk_k} if run == "passk" else {}
+        adv, carries_grad = objectives.compute_advantages(run, correct, n, **extra)
+        return adv, carries_grad, torch.ones_like(correct)
     adv, carries_grad = objectives.compute_advantages("w_reinforce" if lam is not None else run, correct, lam=lam)
     return adv, carries_grad, objectives.loss_sample_mask(carries_grad, config.ignored_samples)
 
@@ -553,11 +565,13 @@ def run_all(config: Config, seeds: List[int], jobs: int, log=print) -> Dict[int,
 # ── Report ──
 
 # The comparisons the report makes, as (A, B): A - B, paired within each seed.
-CONTRASTS = (("nsr", "psr"), ("w_reinforce", "grpo"), ("nsr", "grpo"))
+CONTRASTS = (("nsr", "psr"), ("w_reinforce", "grpo"), ("nsr", "grpo"), ("maxrl", "w_reinforce"), ("passk", "grpo"))
 # Their look in paired.png (each run minus its base takes the run's): nsr - psr and nsr - grpo apart.
 CONTRAST_STYLES = {"nsr - psr": dict(color="tab:purple", ls="-", marker="o"),
                    "w_reinforce - grpo": dict(color="tab:green", ls="--", marker="D"),
-                   "nsr - grpo": dict(color="tab:blue", ls="-.", marker="s")}  # fmt: skip
+                   "nsr - grpo": dict(color="tab:blue", ls="-.", marker="s"),
+                   "maxrl - w_reinforce": dict(color="tab:pink", ls="--", marker="*"),
+                   "passk - grpo": dict(color="black", ls=":", marker="h")}  # fmt: skip
 
 
 def contrasts(runs) -> List[Tuple[str, str]]:
@@ -894,6 +908,8 @@ def parse_args(argv: Optional[List[str]] = None) -> Tuple[Config, List[int], Pat
                         f"value, in (0, 1] (default {d.lam_target:g})")  # fmt: skip
     ignoring = " / ".join(objectives.sample_ignoring_objectives())
     p.add_argument("--ignored-samples", default=None, help=f"{ignoring} runs only: drop (default) or zero")
+    p.add_argument("--passk-k", type=int, default=None,
+                   help=f"passk run only: the k of the pass@k it trains for, 1 <= k < --samples (default {d.passk_k})")  # fmt: skip
     for name in INT_OPTIONS:
         value = getattr(d, name)
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=None,
@@ -915,6 +931,8 @@ def parse_args(argv: Optional[List[str]] = None) -> Tuple[Config, List[int], Pat
         overrides["pretrain_target"] = args.pretrain_target
     if args.lam_target is not None:
         overrides["lam_target"] = args.lam_target
+    if args.passk_k is not None:
+        overrides["passk_k"] = args.passk_k
     try:
         config = replace(d, **overrides).check()
     except ValueError as err:
@@ -927,7 +945,8 @@ def parse_args(argv: Optional[List[str]] = None) -> Tuple[Config, List[int], Pat
                 f"{', '.join(config.runs)} {train} on every sample, so there is nothing to drop or zero: remove the "
                 f"flag or add {users} to --runs")  # fmt: skip
     for flag, value, run in (("--lam-schedule", args.lam_schedule, "w_reinforce_sched"),
-                             ("--lam-target", args.lam_target, "w_reinforce_adaptive")):  # fmt: skip
+                             ("--lam-target", args.lam_target, "w_reinforce_adaptive"),
+                             ("--passk-k", args.passk_k, "passk")):  # fmt: skip
         if value is not None and run not in config.runs:  # as --ignored-samples: a flag that changes nothing
             p.error(f"{flag} only applies to the {run} run, which --runs {','.join(config.runs)} leaves out: remove "
                     f"the flag or add {run} to --runs")  # fmt: skip

@@ -13,6 +13,13 @@ as correct when its reward is above 0.5. Every objective maps per-sample correct
 | ``nsr``       | no gradient           | -1                    |
 | ``w_reinforce``| +lambda (default 0.1)| -1                    |
 
+Beyond the paper, two objectives of the same family whose advantage depends on the prompt's group
+of n samples (c of them correct, p = c / n): ``maxrl`` (MaxRL, arXiv 2602.02710) gives
+(1 - p) / (p + 1e-6) to a correct sample and -p / (p + 1e-6) to an incorrect one; ``passk`` (Pass@k
+training, arXiv 2508.10751) its analytic pass@k advantages (see ``passk``). Both give 0 to groups
+that are all correct or all wrong, and count every sample in the token-mean, as their reference
+code does.
+
 No baseline, no whitening, no group normalisation (any of them would turn the constant
 advantages into something else). lambda = 1 is plain REINFORCE with +1/-1 rewards.
 
@@ -79,8 +86,11 @@ class Objective:
     fn: Callable[..., Tuple[torch.Tensor, torch.Tensor]]
     ignores_samples: bool  # some samples may carry no gradient (ignored_samples applies)
     hyperparameters: Tuple[Hyperparameter, ...] = ()
-    # Checks across hyperparameters: values by name (defaults filled in) -> raises ValueError
-    validate: Optional[Callable[[Dict[str, Any]], None]] = None
+    # Checks across hyperparameters: (values by name, defaults filled in; the samples per prompt,
+    # None where unknown) -> raises ValueError
+    validate: Optional[Callable[[Dict[str, Any], Optional[int]], None]] = None
+    # The function takes each prompt's samples as one group: (P, n) correctness in, (P, n) out.
+    groups: bool = False
 
 
 _OBJECTIVES: Dict[str, Objective] = {}
@@ -91,9 +101,13 @@ def register_objective(
     *,
     ignores_samples: bool = True,
     hyperparameters: Tuple[Hyperparameter, ...] = (),
-    validate: Optional[Callable[[Dict[str, Any]], None]] = None,
+    validate: Optional[Callable[[Dict[str, Any], Optional[int]], None]] = None,
+    groups: bool = False,
 ):
     """Register ``fn(correct, **arguments) -> (advantages, carries_grad)`` under ``name``.
+
+    ``groups``: the function sees the rollout as groups, ``correct`` of shape (P, n) with a prompt's
+    n samples in a row (OpenRLHF keeps them contiguous in rollout order), and returns (P, n).
 
     ``hyperparameters`` become command-line flags of the wrapper (with their validation and
     help); objectives that ignore samples also get ``ignored_samples``. A flag shared by several
@@ -115,7 +129,7 @@ def register_objective(
                         f"objective {name!r} declares hyperparameter {param.name!r} differently from objective "
                         f"{other.name!r}: one flag has one meaning; rename it or declare it identically"
                     )
-        _OBJECTIVES[name] = Objective(name, fn, ignores_samples, params, validate)
+        _OBJECTIVES[name] = Objective(name, fn, ignores_samples, params, validate, groups)
         return fn
 
     return decorator
@@ -146,10 +160,13 @@ def hyperparameters() -> Dict[str, Tuple[Hyperparameter, Tuple[str, ...]]]:
     return found
 
 
-def resolve_hyperparameters(name: str, given: Dict[str, Any]) -> Dict[str, Any]:
+def resolve_hyperparameters(
+    name: str, given: Dict[str, Any], n_samples_per_prompt: Optional[int] = None
+) -> Dict[str, Any]:
     """Validated values of objective ``name``'s hyperparameters: ``given`` (by name) over the defaults.
 
-    Raises ValueError naming the hyperparameter when one does not apply to ``name`` or is invalid.
+    Raises ValueError naming the hyperparameter when one does not apply to ``name`` or is invalid;
+    ``n_samples_per_prompt`` (where known) lets an objective check its values against the group size.
     """
     objective = get_objective(name)
     declared = {p.name: p for p in objective.hyperparameters}
@@ -160,8 +177,13 @@ def resolve_hyperparameters(name: str, given: Dict[str, Any]) -> Dict[str, Any]:
         who = " / ".join(users[key][1]) if key in users else "no objective"
         raise ValueError(f"{key} only applies to {who}, not {name}")
     values = {param.name: parse_hyperparameter(param, given.get(param.name)) for param in objective.hyperparameters}
+    if objective.groups and n_samples_per_prompt is not None and n_samples_per_prompt < 2:
+        raise ValueError(
+            f"{name} needs --rollout.n_samples_per_prompt of at least 2 (it compares each sample with its prompt's "
+            f"other samples), got {n_samples_per_prompt}"
+        )
     if objective.validate is not None:
-        objective.validate(values)
+        objective.validate(values, n_samples_per_prompt)
     return values
 
 
@@ -263,7 +285,7 @@ LAMBDA_CONTROLLER_RATE = Hyperparameter(
 CONTROLLER_SETTINGS = {"lambda_controller_target": None, "lambda_controller_init": 0.0, "lambda_controller_rate": 1.0}
 
 
-def _validate_w_reinforce(values: Dict[str, Any]) -> None:
+def _validate_w_reinforce(values: Dict[str, Any], n_samples_per_prompt: Optional[int] = None) -> None:
     """Cross-checks; fills in the entropy controller's defaults only when the controller is on."""
     controller = values["lambda_controller"]
     if controller == "none":
@@ -298,16 +320,27 @@ def is_correct(rewards: torch.Tensor) -> torch.Tensor:
     return rewards.float() > CORRECT_THRESHOLD
 
 
-def compute_advantages(name: str, correct: torch.Tensor, **arguments: float) -> Tuple[torch.Tensor, torch.Tensor]:
+def compute_advantages(
+    name: str, correct: torch.Tensor, n_samples_per_prompt: Optional[int] = None, **arguments: float
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """Per-sample advantages (B,) float32 and carries_grad (B,) bool for objective ``name``.
 
     Samples that carry no gradient get advantage 0. ``arguments`` are the objective function's
     keywords for this step (``lam=0.1`` for w_reinforce; a missing one takes its default).
+    ``correct`` is in rollout order; a group objective (maxrl, passk) needs ``n_samples_per_prompt``
+    and whole prompts (B a multiple of it), others ignore it.
     """
     objective = get_objective(name)
     correct = torch.as_tensor(correct)
     if correct.dtype != torch.bool or correct.dim() != 1:
         raise ValueError(f"correct must be a 1-D bool tensor, got dtype {correct.dtype} shape {tuple(correct.shape)}")
+    if objective.groups:
+        n = int(n_samples_per_prompt or 0)
+        if n < 2 or correct.numel() % n:
+            raise ValueError(
+                f"{name} computes each sample's advantage from its prompt's group: {correct.numel()} samples cannot "
+                f"be cut into whole prompts of n_samples_per_prompt={n_samples_per_prompt} (need n >= 2)"
+            )
     declared = {p.argument: p for p in objective.hyperparameters if p.argument is not None}
     unknown = [key for key, value in arguments.items() if key not in declared and value is not None]
     if unknown:
@@ -316,9 +349,16 @@ def compute_advantages(name: str, correct: torch.Tensor, **arguments: float) -> 
     kwargs = {}
     for argument, param in declared.items():
         value = arguments.get(argument)
-        value = Schedule.parse(param.default)(0) if value is None else value
+        if value is None:
+            if param.default is None:
+                raise ValueError(f"objective {name!r} needs {argument}= (its {param.name}), which has no default")
+            value = Schedule.parse(param.default)(0) if param.schedulable else param.default
         kwargs[argument] = param.check(value) if param.check is not None else value
-    advantages, carries_grad = objective.fn(correct, **kwargs)
+    if objective.groups:
+        advantages, carries_grad = objective.fn(correct.reshape(-1, n), **kwargs)
+        advantages, carries_grad = advantages.reshape(-1), carries_grad.reshape(-1)
+    else:
+        advantages, carries_grad = objective.fn(correct, **kwargs)
     advantages = advantages.to(torch.float32)
     return torch.where(carries_grad, advantages, torch.zeros_like(advantages)), carries_grad.bool()
 
@@ -366,6 +406,84 @@ def w_reinforce(correct: torch.Tensor, lam: float) -> Tuple[torch.Tensor, torch.
     lam = 0 is NOT the paper's NSR run: correct samples stay in the denominator (use ``nsr``).
     """
     return torch.where(correct, torch.tensor(lam), torch.tensor(-1.0)), torch.ones_like(correct)
+
+
+MAXRL_EPS = 1e-6  # tajwarfahim/maxrl verl/trainer/ppo/core_algos.py: (r - mean) / (mean + 1e-6)
+PASSK_EPS = 1e-6  # RUCAIBox/Passk_Training code/passk_adv.py (calc_adv): / (sigma + 1e-6)
+
+
+@register_objective("maxrl", ignores_samples=False, groups=True)
+def maxrl(correct: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """MaxRL (Tajwar et al. 2026, arXiv 2602.02710): per group, (r - mean) / (mean + 1e-6).
+
+    With 0/1 rewards and p the group's success rate: (1 - p) / (p + 1e-6) on a correct sample (large
+    on hard prompts), -p / (p + 1e-6) (about -1, NSR's value) on an incorrect one; a group with no
+    correct sample, or none incorrect, gives exactly 0. Every sample counts in the token-mean, as in
+    the reference code; a sample carries gradient where its advantage is not 0.
+    """
+    rewards = correct.double()
+    mean = rewards.mean(dim=1, keepdim=True)
+    advantages = (rewards - mean) / (mean + MAXRL_EPS)
+    return advantages, advantages != 0
+
+
+def passk_group_advantages(n: int, c: int, k: int) -> Tuple[float, float]:
+    """Pass@k training's analytic advantages (Chen et al. 2025, arXiv 2508.10751) of a group of n samples, c correct:
+    (advantage of a correct sample, of an incorrect one); 0 where the group has none of that kind."""
+    rho = 1 - math.comb(n - c, k) / math.comb(n, k)
+    sigma = math.sqrt(rho * (1 - rho))
+    positive = (1 - rho) / (sigma + PASSK_EPS) if c > 0 else 0.0
+    negative = (1 - rho - math.comb(n - c - 1, k - 1) / math.comb(n - 1, k - 1)) / (sigma + PASSK_EPS) if c < n else 0.0
+    return positive, negative
+
+
+def _validate_passk(values: Dict[str, Any], n_samples_per_prompt: Optional[int] = None) -> None:
+    k = values["passk_k"]
+    if k is None:
+        raise ValueError(
+            "passk needs passk_k K, the k of the pass@k it trains for (1 <= K < n_samples_per_prompt): add it"
+        )
+    if n_samples_per_prompt is not None and not k < n_samples_per_prompt:
+        raise ValueError(
+            f"passk_k {k} must be below n_samples_per_prompt {n_samples_per_prompt} (pass@k of a group of "
+            f"{n_samples_per_prompt} samples): lower it or raise --rollout.n_samples_per_prompt"
+        )
+
+
+def _positive_integer(text: str) -> int:
+    try:
+        value = int(str(text))
+    except ValueError:
+        raise ValueError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise ValueError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
+PASSK_K = Hyperparameter(
+    "passk_k", _positive_integer, None, argument="k",
+    help="passk: the k of the pass@k it trains for, an integer 1 <= K < --rollout.n_samples_per_prompt (required; "
+    "K = 1 is close to GRPO's group normalisation)",
+)  # fmt: skip
+
+
+@register_objective("passk", ignores_samples=False, groups=True, hyperparameters=(PASSK_K,), validate=_validate_passk)
+def passk(correct: torch.Tensor, k: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Pass@k training (Chen et al. 2025, arXiv 2508.10751), its analytic advantages per group of N, c correct:
+
+    rho = 1 - C(N-c, k) / C(N, k), sigma = sqrt(rho (1 - rho)), a correct sample (1 - rho) / (sigma + 1e-6),
+    an incorrect one (1 - rho - C(N-c-1, k-1) / C(N-1, k-1)) / (sigma + 1e-6). All-correct and all-wrong
+    groups give exactly 0. Every sample counts in the token-mean, as in the reference code.
+    """
+    k = int(k)
+    n = correct.shape[1]
+    if not 1 <= k < n:
+        raise ValueError(f"passk's k must be in [1, n_samples_per_prompt) = [1, {n}), got {k}")
+    advantages = torch.zeros(correct.shape, dtype=torch.float64)
+    for row, count in enumerate(correct.sum(dim=1).tolist()):
+        positive, negative = passk_group_advantages(n, int(count), k)
+        advantages[row] = torch.where(correct[row], positive, negative)
+    return advantages, advantages != 0
 
 
 def rollout_stats(correct: torch.Tensor, carries_grad: torch.Tensor, n_samples_per_prompt: int) -> Dict[str, float]:

@@ -155,16 +155,29 @@ def compute_objective_advantages(maker, experiences, arguments: dict):
     args = maker.strategy.args
     adv_args = args.algo.advantage
     name = adv_args.estimator
-    mode = getattr(adv_args, "ignored_samples", None) or objectives.DEFAULT_IGNORED_SAMPLES
+    mode = drop_mode.ignored_samples_mode(name, getattr(adv_args, "ignored_samples", None))  # None: every sample
     if adv_args.gamma != 1.0:
         raise ValueError(f"{name} needs --algo.advantage.gamma 1 (constant advantages), got {adv_args.gamma}")
 
-    all_correct, all_carries, all_indices = [], [], []
+    # The advantages of the whole rollout batch at once, in rollout order (Experience.index), where a
+    # prompt's n samples are contiguous: a group objective (maxrl, passk) sees whole prompts however
+    # the samples were split into micro-batches and actor ranks, as OpenRLHF's own group_norm does.
+    n = args.rollout.n_samples_per_prompt
+    per_experience = []
     for experience in experiences:
         experience.rewards = experience.rewards.to(torch.promote_types(experience.rewards.dtype, torch.float32))
-        correct = objectives.is_correct(experience.rewards)
-        advantages, carries_grad = objectives.compute_advantages(name, correct, **arguments)
+        per_experience.append(objectives.is_correct(experience.rewards))
+    all_indices = [index for experience in experiences for index in experience.index]
+    order = torch.empty(len(all_indices), dtype=torch.long)
+    order[torch.tensor(all_indices)] = torch.arange(len(all_indices))  # rollout position -> position here
+    in_rollout_order = torch.cat(per_experience)[order]
+    advantages_all, carries_all = objectives.compute_advantages(name, in_rollout_order, n, **arguments)
+    sizes = [len(correct) for correct in per_experience]
+    back = torch.tensor(all_indices)  # position here -> rollout position
+    split_advantages = advantages_all[back].split(sizes)
+    split_carries = carries_all[back].split(sizes)
 
+    for experience, advantages, carries_grad in zip(experiences, split_advantages, split_carries):
         # OpenRLHF's own REINFORCE path: the sample's advantage at its last token, minus the
         # in-reward KL if one was explicitly asked for, summed back over the response (gamma = 1).
         # kl is cast to fp32 so lambda = 0.1 is not rounded to the log-prob dtype (bf16).
@@ -182,18 +195,9 @@ def compute_objective_advantages(maker, experiences, arguments: dict):
         if mode == "drop":
             drop_mode.mask_samples(experience, ~carries_grad)
 
-        all_correct.append(correct)
-        all_carries.append(carries_grad)
-        all_indices.extend(experience.index)
-
     if drop_mode.state_of(maker).removing:
         return {}  # the kept samples are no longer whole prompts: train_step took the diagnostics before
-    # Diagnostics per prompt: restore the rollout order, where a prompt's n samples are contiguous.
-    order = torch.empty(len(all_indices), dtype=torch.long)
-    order[torch.tensor(all_indices)] = torch.arange(len(all_indices))
-    stats = objectives.rollout_stats(
-        torch.cat(all_correct)[order], torch.cat(all_carries)[order], args.rollout.n_samples_per_prompt
-    )
+    stats = objectives.rollout_stats(in_rollout_order, carries_all, n)  # per prompt: in rollout order
     return {ROLLOUT_METRIC_PREFIX + k: v for k, v in stats.items()}
 
 

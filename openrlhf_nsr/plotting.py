@@ -21,10 +21,12 @@ STYLES: Dict[str, dict] = {
     "ppo": dict(color="tab:brown", ls="-.", marker="P"),
     "w_reinforce_sched": dict(color="tab:olive", ls=(0, (5, 1, 1, 1)), marker="<"),
     "w_reinforce_adaptive": dict(color="tab:cyan", ls=(0, (1, 1)), marker=">"),
+    "maxrl": dict(color="tab:pink", ls="-", marker="*"),
+    "passk": dict(color="black", ls="--", marker="h"),
 }
 # Curves whose name is none of the above (a user's own labels in eval compare) cycle through these.
 _EXTRA = [dict(color=c, ls=ls, marker=m) for c, ls, m in (
-    ("tab:pink", "-", "o"), ("black", "--", "s"), ("tab:olive", "-.", "^"), ("tab:cyan", ":", "v"))]  # fmt: skip
+    ("gold", "-", "o"), ("navy", "--", "s"), ("lime", "-.", "^"), ("teal", ":", "v"))]  # fmt: skip
 
 
 def key(name: str) -> str:

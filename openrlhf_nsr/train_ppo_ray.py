@@ -1,7 +1,8 @@
 """Drop-in for ``python -m openrlhf.cli.train_ppo_ray`` that adds the paper's estimators.
 
     python -m openrlhf_nsr.train_ppo_ray <any OpenRLHF 0.11.2 train_ppo_ray flags> \\
-        --algo.advantage.estimator nsr            # or psr | w_reinforce
+        --algo.advantage.estimator nsr            # or psr | w_reinforce | maxrl | passk
+        [--algo.advantage.passk_k 4]              # passk only (required): 1 <= k < n_samples_per_prompt
         [--algo.advantage.w_reinforce_lambda 0.1] # w_reinforce only (default 0.1); or 0:0,40:0.1
         [--algo.advantage.lambda_controller entropy --algo.advantage.lambda_controller_target 0.9]
         [--algo.advantage.ignored_samples drop]   # psr / nsr only: drop (default) | zero
@@ -175,11 +176,19 @@ def finalize_args(parser: argparse.ArgumentParser, args: argparse.Namespace, kl_
         except ValueError as err:
             parser.error(f"--{HYPERPARAMETER_PREFIX}{key} {given[key]}: {err}")
     try:
-        values = objectives.resolve_hyperparameters(name, {k: v for k, v in given.items() if k in own})
+        values = objectives.resolve_hyperparameters(
+            name, {k: v for k, v in given.items() if k in own}, getattr(args, "rollout.n_samples_per_prompt")
+        )
     except ValueError as err:
         parser.error(f"--{ESTIMATOR} {name}: {_as_flags(str(err))}")
     for key, value in values.items():
         setattr(args, HYPERPARAMETER_PREFIX + key, value)
+    if getattr(args, "algo.dynamic_filtering_enable") and objectives.get_objective(name).groups:
+        parser.error(
+            f"--algo.dynamic_filtering_enable removes the prompts whose samples are all right or all wrong; "
+            f"--{ESTIMATOR} {name} gives them advantage 0 and, as its reference code, keeps them in the token-mean: "
+            "remove the flag"
+        )
     if getattr(args, "algo.dynamic_filtering_enable"):
         parser.error(
             f"--algo.dynamic_filtering_enable removes the prompts whose samples are all wrong (what nsr learns "

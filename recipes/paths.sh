@@ -11,7 +11,7 @@
 
 [[ "${BASH_SOURCE[0]}" != "$0" ]] || { echo "recipes/paths.sh is a settings file; run: bash recipes/<model>/<run>.sh to train, bash benchmarks/reproduce_table1.sh to evaluate" >&2; exit 2; }
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-RUN_NAMES=(psr nsr w_reinforce reinforce grpo ppo)
+RUN_NAMES=(psr nsr w_reinforce reinforce grpo ppo maxrl passk)
 
 abs_path() { realpath -m -s -- "$1"; }   # abs_path PATH: absolute against the current directory, links kept
 CHECKPOINT_ROOT=$(abs_path "${CHECKPOINT_ROOT:-$REPO_ROOT/checkpoints}")

@@ -14,7 +14,7 @@ from openrlhf.trainer.ppo_utils.experience_maker import RemoteExperienceMaker  #
 BUILTIN_ESTIMATORS = ["gae", "reinforce", "rloo", "reinforce_baseline", "group_norm", "dr_grpo", "flash_reinforce"]
 
 
-def make_args(estimator, n_samples_per_prompt, lam=None, ignored_samples=None, gamma=1.0, kl_coef=0.0):
+def make_args(estimator, n_samples_per_prompt, lam=None, ignored_samples=None, gamma=1.0, kl_coef=0.0, passk_k=None):
     return SimpleNamespace(
         rollout=SimpleNamespace(n_samples_per_prompt=n_samples_per_prompt, max_new_tokens=16),
         reward=SimpleNamespace(clip_range=(-10.0, 10.0), overlong_buffer_len=None, stop_properly_penalty_coef=None),
@@ -27,6 +27,7 @@ def make_args(estimator, n_samples_per_prompt, lam=None, ignored_samples=None, g
                 no_std_norm=False,
                 w_reinforce_lambda=lam,
                 ignored_samples=ignored_samples,
+                passk_k=passk_k,
             ),
             kl=SimpleNamespace(init_coef=kl_coef),
         ),

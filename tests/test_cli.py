@@ -75,6 +75,17 @@ def test_a_full_paper_style_command_parses_with_every_kind_of_openrlhf_flag(caps
     assert config["ds"]["attn_implementation"] == "flash_attention_2"  # OpenRLHF's packing fix-up ran
 
 
+@pytest.mark.parametrize("estimator,extra", [("maxrl", []), ("passk", ["--algo.advantage.passk_k", "4"])])
+def test_the_group_objectives_are_estimators_of_the_cli(capsys, estimator, extra):
+    config, out = dry_run(
+        capsys, "--algo.advantage.estimator", estimator, "--rollout.n_samples_per_prompt", "8", *extra
+    )
+    assert config["algo"]["advantage"]["estimator"] == estimator
+    assert config["algo"]["kl"]["init_coef"] == 0  # as the paper's objectives: no KL unless asked for
+    if extra:
+        assert config["algo"]["advantage"]["passk_k"] == 4
+
+
 def test_async_mode_is_accepted(capsys):
     config, _ = dry_run(capsys, "--algo.advantage.estimator", "nsr", "--train.async_enable", "--vllm.num_engines", "4")
     assert config["train"]["async_enable"] is True
@@ -83,6 +94,7 @@ def test_async_mode_is_accepted(capsys):
 W_REINFORCE = ["--algo.advantage.estimator", "w_reinforce"]
 CONTROLLER = W_REINFORCE + ["--algo.advantage.lambda_controller", "entropy"]
 TARGET = "--algo.advantage.lambda_controller_target"
+PASSK = ["--algo.advantage.estimator", "passk", "--rollout.n_samples_per_prompt", "8", "--algo.advantage.passk_k"]
 
 
 @pytest.mark.parametrize(
@@ -125,6 +137,23 @@ TARGET = "--algo.advantage.lambda_controller_target"
         (["--algo.advantage.estimator", "nsr", "--algo.advantage.gamma", "0.99"], "constant advantage"),
         (["--algo.advantage.estimator", "psr", "--reward.overlong_buffer_len", "512"], "length penalties"),
         (["--algo.advantage.estimator", "nrs"], "invalid choice"),
+        # passk's k: required, an integer, 1 <= k < n_samples_per_prompt; the message names the flag
+        (PASSK[:-1], "passk needs --algo.advantage.passk_k K"),
+        (PASSK + ["0"], "--algo.advantage.passk_k 0: must be an integer >= 1, got '0'"),
+        (PASSK + ["2.5"], "--algo.advantage.passk_k 2.5: must be an integer >= 1"),
+        (
+            PASSK + ["8", "--rollout.n_samples_per_prompt", "8"],
+            "--algo.advantage.passk_k 8 must be below n_samples_per_prompt 8",
+        ),
+        (PASSK[:3] + ["2", "--algo.advantage.passk_k", "2"], "--algo.advantage.passk_k 2 must be below"),
+        (  # OpenRLHF's default n_samples_per_prompt: 1, no group
+            ["--algo.advantage.estimator", "passk", "--algo.advantage.passk_k", "2"],
+            "passk needs --rollout.n_samples_per_prompt of at least 2",
+        ),
+        (["--algo.advantage.estimator", "maxrl"], "maxrl needs --rollout.n_samples_per_prompt of at least 2"),
+        (["--algo.advantage.estimator", "maxrl", "--algo.advantage.passk_k", "4"], "only applies to"),
+        (["--algo.advantage.estimator", "maxrl", "--algo.advantage.ignored_samples", "drop"], "psr / nsr, not"),
+        (PASSK + ["2", "--algo.dynamic_filtering_enable"], "keeps them in the token-mean"),
     ],
 )
 def test_bad_combinations_are_refused_with_a_reason_and_a_fix(capsys, flags, message):

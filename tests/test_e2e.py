@@ -21,7 +21,10 @@ import harness  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 RUNS = {run.name: run for run in harness.RUNS}
-OBJECTIVE_RUNS = [name for name, run in RUNS.items() if run.estimator in ("psr", "nsr", "w_reinforce")]
+OBJECTIVE_RUNS = [
+    name for name, run in RUNS.items() if run.estimator in ("psr", "nsr", "w_reinforce", "maxrl", "passk")
+]
+GROUP_RUNS = [name for name, run in RUNS.items() if run.estimator in ("maxrl", "passk")]
 # the paper's Figure 4 diagnostics the plugin adds to OpenRLHF's rollout/ metrics
 PLUGIN_METRICS = ["correct_frac", "prompts_all_correct_frac", "prompts_none_correct_frac", "grad_samples_frac"]
 # the rollout's diversity, added for every estimator
@@ -165,14 +168,25 @@ def test_every_logged_number_is_finite(runs, name):
     assert not bad
 
 
-@pytest.mark.parametrize("name", ["psr", "nsr", "w_reinforce", "nsr_zero", "nsr_2ranks", "w_reinforce_async"])
+@pytest.mark.parametrize(
+    "name", ["psr", "nsr", "w_reinforce", "nsr_zero", "nsr_2ranks", "w_reinforce_async", *GROUP_RUNS]
+)
 def test_each_objective_learned_from_both_classes_of_samples(runs, name):
-    """The tiny model is right on some samples and wrong on others, so every objective gets gradient."""
+    """The tiny model is right on some samples and wrong on others, so every objective gets gradient; a group
+    objective's gradient comes from exactly the prompts whose group mixes both."""
     scalars = _scalars(runs[name])
     correct = scalars["train/rollout/correct_frac"]
     assert all(0.0 < v < 1.0 for v in correct.values()), correct
     grad = scalars["train/rollout/grad_samples_frac"]
-    expected = {"psr": correct, "nsr": {s: 1 - v for s, v in correct.items()}}.get(RUNS[name].estimator)
+    mixed = {
+        s: 1
+        - scalars["train/rollout/prompts_all_correct_frac"][s]
+        - scalars["train/rollout/prompts_none_correct_frac"][s]
+        for s in correct
+    }
+    expected = {"psr": correct, "nsr": {s: 1 - v for s, v in correct.items()}, "maxrl": mixed, "passk": mixed}.get(
+        RUNS[name].estimator
+    )
     for step, value in grad.items():
         assert value == pytest.approx(1.0 if expected is None else expected[step], abs=1e-6)
 

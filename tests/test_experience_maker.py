@@ -118,3 +118,35 @@ def test_builtin_estimators_are_bit_identical_to_unpatched_openrlhf(estimator):
             assert torch.equal(x.info[key], y.info[key]), key
     # built-in estimators only gain the diversity metrics, no objective diagnostics or lambda
     assert set(a.nsr_rollout_stats) == {f"rollout/{k}" for k in DIVERSITY_METRICS}
+
+
+@pytest.mark.parametrize("estimator,passk_k", [("maxrl", None), ("passk", 2)])
+def test_group_objectives_see_whole_prompts_however_the_samples_were_split(estimator, passk_k):
+    """Samples shuffled across micro-batches (as dynamic batching and the actor ranks get them): each sample's
+    advantage is its own prompt's group formula, computed in rollout order before any split."""
+    from test_objectives import expected_maxrl, expected_passk
+
+    rewards = MIXED + ALL_CORRECT + ALL_WRONG + [1, 0, 0, 0]
+    order = torch.randperm(len(rewards), generator=torch.Generator().manual_seed(1)).tolist()
+    maker = make_maker(make_args(estimator, N, passk_k=passk_k))
+    rollout = make_rollout(rewards, order=order)
+    masks = {i: m.clone() for e in rollout for i, m in zip(e.index, e.action_mask)}
+    experiences = maker.compute_advantages_and_returns(rollout)
+    seen = 0
+    for exp in experiences:
+        for row, i in enumerate(exp.index):
+            group = rewards[i // N * N : i // N * N + N]
+            c = sum(group)
+            if c in (0, N):
+                value = 0.0
+            else:
+                positive, negative = expected_maxrl(N, c) if estimator == "maxrl" else expected_passk(N, c, passk_k)
+                value = positive if rewards[i] == 1 else negative
+            assert torch.equal(exp.action_mask[row], masks[i])  # every sample kept, as the reference code
+            expected = torch.where(masks[i], torch.tensor(value), torch.tensor(0.0))
+            torch.testing.assert_close(exp.advantages[row], expected, rtol=1e-5, atol=1e-6)
+            seen += 1
+    assert seen == len(rewards)
+    stats = maker.nsr_rollout_stats
+    assert stats["rollout/prompts_all_correct_frac"] == 0.25 and stats["rollout/prompts_none_correct_frac"] == 0.25
+    assert stats["rollout/grad_samples_frac"] == 0.5  # the two degenerate groups carry no gradient

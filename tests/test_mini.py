@@ -204,6 +204,8 @@ def test_the_sampling_pass_gives_the_old_log_probs_of_a_separate_forward():
         (["--digits", "9", "--operands", "9"], "--digits must be <= 4 (digits per number), got 9"),
         (["--pretrain-target", "1.5"], "--pretrain-target must be in (0, 1) (a held-out pass@1), got 1.5"),
         (["--jobs", "0"], "--jobs must be >= 1 (worker processes), got 0"),
+        (["--runs", "passk", "--passk-k", "8"], "--passk-k must be in [1, --samples) = [1, 8), got 8"),
+        (["--runs", "nsr", "--passk-k", "2"], "--passk-k only applies to the passk run"),
         (["--seeds", "3-1"], "--seeds must name each seed once, at least one, got '3-1'"),
         (["--seeds", "0,0"], "--seeds must name each seed once"),
         (
@@ -296,7 +298,7 @@ def test_the_loss_and_its_gradient_equal_openrlhf_policy_loss(run, ignored_sampl
     """Far outside the clip band and beyond the +-20 log-ratio clamp, with the drop / zero mask."""
     generator = torch.Generator().manual_seed(0)
     correct = torch.tensor([True, False, True, False, False, False, True, True])  # 2 prompts x 4
-    config = mini.Config(ignored_samples=ignored_samples)
+    config = mini.Config(ignored_samples=ignored_samples, passk_k=2)
     adv, _, counted = mini.advantages_for(run, correct, config, 4, _lam(run, config))
     response = torch.ones(8, 6)
     for i, length in enumerate([6, 4, 1, 6, 5, 3, 2, 6]):
@@ -445,8 +447,8 @@ def test_each_claim_is_judged_on_its_interval_and_states_its_tolerance():
 def test_the_paired_table_and_report_of_several_seeds(tmp_path):
     per_seed = _fake_per_seed()
     results = mini.write_report(mini.Config(runs=mini.RUNS), per_seed, tmp_path, 1.0)
-    assert list(results["paired"]) == [f"{r} - base" for r in mini.RUNS] + ["nsr - psr", "w_reinforce - grpo",
-                                                                           "nsr - grpo"]  # fmt: skip
+    assert list(results["paired"]) == [f"{r} - base" for r in mini.RUNS] + [
+        "nsr - psr", "w_reinforce - grpo", "nsr - grpo", "maxrl - w_reinforce", "passk - grpo"]  # fmt: skip
     nsr_psr = results["paired"]["nsr - psr"]["entropy"]
     assert nsr_psr["mean"] == pytest.approx(-0.01) and nsr_psr["n"] == 2  # nsr 0.5-0.02, psr 0.5-0.01
     report = (tmp_path / "report.md").read_text()
@@ -461,3 +463,14 @@ def test_the_paired_table_and_report_of_several_seeds(tmp_path):
     )
     for png in ("passk.png", "paired.png", "training.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_group_runs_take_the_registered_objectives_with_every_sample_counted():
+    correct = torch.tensor([True, False, False, False, True, True, True, True])  # 2 prompts x 4
+    config = mini.Config(passk_k=2)
+    for run, extra in (("maxrl", {}), ("passk", {"k": 2})):
+        adv, carries_grad, counted = mini.advantages_for(run, correct, config, 4)
+        expected, expected_carries = objectives.compute_advantages(run, correct, 4, **extra)
+        assert torch.equal(adv, expected) and torch.equal(carries_grad, expected_carries)
+        assert counted.all()  # as the reference code: the all-correct prompt stays in the token-mean
+        assert adv[4:].tolist() == [0.0] * 4 and adv[0] > 0 > adv[1]

@@ -116,3 +116,95 @@ def test_rollout_stats_are_the_papers_figure_4_diagnostics():
 def test_rollout_stats_refuse_a_batch_that_is_not_whole_prompts():
     with pytest.raises(ValueError, match="cannot be grouped"):
         objectives.rollout_stats(torch.ones(5, dtype=torch.bool), torch.ones(5, dtype=torch.bool), 4)
+
+
+# ── The group objectives past the paper: MaxRL and Pass@k training ──
+
+
+def _ratio_of_binomials(a, b, k):
+    """C(a, k) / C(b, k) as a product (independent of math.comb): prod_i (a - i) / (b - i); 0 when a < k."""
+    value = 1.0
+    for i in range(k):
+        value *= max(a - i, 0) / (b - i)
+    return value
+
+
+def expected_passk(n, c, k):
+    """Chen et al. 2025 (arXiv 2508.10751), the issue's formulas, computed here without objectives.py."""
+    rho = 1 - _ratio_of_binomials(n - c, n, k)
+    sigma = (rho * (1 - rho)) ** 0.5
+    positive = (1 - rho) / (sigma + 1e-6)
+    negative = (1 - rho - _ratio_of_binomials(n - c - 1, n - 1, k - 1)) / (sigma + 1e-6)
+    return positive, negative
+
+
+def expected_maxrl(n, c):
+    p = c / n
+    return (1 - p) / (p + 1e-6), (0 - p) / (p + 1e-6)
+
+
+def _group(n, c):
+    return torch.tensor([True] * c + [False] * (n - c))
+
+
+@pytest.mark.parametrize("n", range(2, 17))
+def test_maxrl_advantages_equal_the_formula_for_every_group(n):
+    for c in range(n + 1):
+        adv, carries = objectives.compute_advantages("maxrl", _group(n, c), n)
+        positive, negative = expected_maxrl(n, c) if 0 < c < n else (0.0, 0.0)
+        assert adv[:c].tolist() == pytest.approx([positive] * c, rel=1e-6, abs=1e-7), (n, c)
+        assert adv[c:].tolist() == pytest.approx([negative] * (n - c), rel=1e-6, abs=1e-7), (n, c)
+        if c in (0, n):  # degenerate groups: exactly 0, never NaN, and no gradient
+            assert adv.tolist() == [0.0] * n and not carries.any()
+        assert torch.isfinite(adv).all()
+
+
+@pytest.mark.parametrize("n", range(2, 17))
+def test_passk_advantages_equal_the_formula_for_every_group_and_k(n):
+    for k in range(1, n):
+        for c in range(n + 1):
+            adv, carries = objectives.compute_advantages("passk", _group(n, c), n, k=k)
+            assert torch.isfinite(adv).all(), (n, c, k)
+            if c in (0, n):
+                assert adv.tolist() == [0.0] * n and not carries.any(), (n, c, k)
+                continue
+            positive, negative = expected_passk(n, c, k)
+            assert adv[:c].tolist() == pytest.approx([positive] * c, rel=1e-5, abs=1e-6), (n, c, k)
+            assert adv[c:].tolist() == pytest.approx([negative] * (n - c), rel=1e-5, abs=1e-6), (n, c, k)
+
+
+def test_passk_at_k_1_is_close_to_group_normalisation():
+    correct = torch.tensor([True, False, False, True, False, False, False, False])
+    adv, _ = objectives.compute_advantages("passk", correct, 8, k=1)
+    rewards = correct.float()
+    grpo = (rewards - rewards.mean()) / rewards.std(unbiased=False)
+    torch.testing.assert_close(adv, grpo, rtol=1e-5, atol=1e-5)
+
+
+def test_group_objectives_take_each_prompts_own_group():
+    rollout = torch.tensor([True, False, False, False] + [True, True, True, False] + [False] * 4)
+    adv, _ = objectives.compute_advantages("maxrl", rollout, 4)
+    for g, c in enumerate((1, 3, 0)):
+        alone, _ = objectives.compute_advantages("maxrl", rollout[4 * g : 4 * g + 4], 4)
+        assert torch.equal(adv[4 * g : 4 * g + 4], alone), c
+    assert adv[0].item() == pytest.approx(3.0, rel=1e-5) and adv[4].item() == pytest.approx(1 / 3, rel=1e-5)
+
+
+@pytest.mark.parametrize("name,extra", [("maxrl", {}), ("passk", {"k": 2})])
+def test_group_objectives_refuse_a_batch_that_is_not_whole_prompts(name, extra):
+    with pytest.raises(ValueError, match="cannot be cut into whole prompts of n_samples_per_prompt=4"):
+        objectives.compute_advantages(name, torch.tensor([True, False, True]), 4, **extra)
+    with pytest.raises(ValueError, match="n_samples_per_prompt=None"):
+        objectives.compute_advantages(name, torch.tensor([True, False]), **extra)
+
+
+def test_passk_needs_k_below_the_group_size():
+    with pytest.raises(ValueError, match=r"passk's k must be in \[1, n_samples_per_prompt\) = \[1, 4\), got 4"):
+        objectives.compute_advantages("passk", torch.tensor([True, False, True, False]), 4, k=4)
+    with pytest.raises(ValueError, match="needs k="):
+        objectives.compute_advantages("passk", torch.tensor([True, False]), 2)
+    with pytest.raises(ValueError, match="passk_k 8 must be below n_samples_per_prompt 8"):
+        objectives.resolve_hyperparameters("passk", {"passk_k": "8"}, 8)
+    assert objectives.resolve_hyperparameters("passk", {"passk_k": "4"}, 8) == {"passk_k": 4}
+    assert objectives.get_objective("maxrl").groups and not objectives.get_objective("nsr").groups
+    assert "maxrl" not in objectives.sample_ignoring_objectives()  # every sample counts in the token-mean

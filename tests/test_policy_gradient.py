@@ -172,3 +172,30 @@ def test_nsr_logit_gradient_has_the_one_minus_pi_form():
     expected[y] = -(1 - pi[y])
     torch.testing.assert_close(grad[0], expected)
     assert advantage.item() == -1.0
+
+
+@pytest.mark.parametrize("estimator,passk_k", [("maxrl", None), ("passk", 2), ("passk", 3)])
+def test_group_objectives_gradient_equals_the_reference_with_every_sample_in_the_token_mean(
+    estimator, passk_k, policy, monkeypatch
+):
+    from test_objectives import expected_maxrl, expected_passk
+
+    weight, old_weight = policy
+    rollout = rollout_with_old_log_probs(old_weight)
+    originals = {i: (exp, row) for exp in copy.deepcopy(rollout) for row, i in enumerate(exp.index)}
+    maker = make_maker(make_args(estimator, N, passk_k=passk_k))
+    experiences = maker.compute_advantages_and_returns(rollout)
+
+    def advantage_of(i):
+        c = sum(REWARDS[i // N * N : i // N * N + N])
+        if c in (0, N):
+            return 0.0
+        positive, negative = expected_maxrl(N, c) if estimator == "maxrl" else expected_passk(N, c, passk_k)
+        return positive if REWARDS[i] == 1 else negative
+
+    steps = openrlhf_step_gradients(weight, experiences, estimator, monkeypatch)
+    assert len(steps) == 2
+    for grad, ids in steps:
+        expected = reference_gradient(weight, originals, ids, advantage_of, keep=lambda i: True)
+        torch.testing.assert_close(grad, expected, rtol=1e-5, atol=1e-7)
+    assert steps[1][0].abs().sum() > 0  # the mixed step moves the weights

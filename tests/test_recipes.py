@@ -12,6 +12,7 @@ from conftest import REPO
 from recipe_runs import RECIPES, dry_run, prepared_data_dir
 
 PAPER_OBJECTIVES = {"psr", "nsr", "w_reinforce", "reinforce"}
+GROUP_OBJECTIVES = {"maxrl", "passk"}  # past the paper
 LAUNCHER = REPO / "recipes" / "launch.sh"
 # files that only set variables / define functions; recipes/launch.sh sources them
 SETTINGS = sorted([REPO / "recipes" / "paths.sh", *(REPO / "recipes").glob("*/model.sh"),
@@ -50,7 +51,7 @@ def bash(args, recorder, cwd, **env) -> subprocess.CompletedProcess:
 def test_every_model_has_every_run():
     runs = {(p.parent.name, p.stem) for p in RECIPES}
     models = {"qwen2.5-math-7b", "qwen3-4b", "llama3.1-8b-instruct"}
-    assert runs == {(m, r) for m in models for r in PAPER_OBJECTIVES | {"grpo", "ppo"}}
+    assert runs == {(m, r) for m in models for r in PAPER_OBJECTIVES | {"grpo", "ppo"} | GROUP_OBJECTIVES}
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: f"{p.parent.name}/{p.stem}")
@@ -74,7 +75,9 @@ def test_recipe_is_accepted_by_openrlhfs_parser_with_the_papers_settings(recipe)
     expected = {
         "psr": ("psr", None, 0.0), "nsr": ("nsr", None, 0.0), "w_reinforce": ("w_reinforce", 0.1, 0.0),
         "reinforce": ("w_reinforce", 1.0, 0.0), "grpo": ("group_norm", None, 1e-3), "ppo": ("gae", None, 1e-3),
+        "maxrl": ("maxrl", None, 0.0), "passk": ("passk", None, 0.0),
     }[run]  # fmt: skip
+    assert adv.get("passk_k") == (4 if run == "passk" else None)
     assert (adv["estimator"], adv["w_reinforce_lambda"], kl["init_coef"]) == expected
     assert kl["use_loss"] == (run == "grpo") and (config["critic"]["model_name_or_path"] is not None) == (run == "ppo")
     template_tokens = {
@@ -160,7 +163,7 @@ def test_the_launcher_with_no_such_model_or_run_shows_its_usage(args, python_rec
     assert result.returncode == 2, result
     assert "usage: bash recipes/launch.sh <model> <run>" in result.stderr
     assert "<model>: llama3.1-8b-instruct qwen2.5-math-7b qwen3-4b" in result.stderr
-    assert "<run>:   grpo nsr ppo psr reinforce w_reinforce" in result.stderr
+    assert "<run>:   grpo maxrl nsr passk ppo psr reinforce w_reinforce" in result.stderr
     assert not python_recorder[1].exists()
 
 

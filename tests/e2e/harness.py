@@ -73,7 +73,8 @@ class Run:
 
 
 # recipes/objectives/<recipe>.sh -> the estimator it sets (tests/test_e2e.py checks each against the file)
-RECIPE_ESTIMATORS = {"psr": "psr", "nsr": "nsr", "w_reinforce": "w_reinforce", "grpo": "group_norm"}
+RECIPE_ESTIMATORS = {"psr": "psr", "nsr": "nsr", "w_reinforce": "w_reinforce", "grpo": "group_norm", "maxrl": "maxrl",
+                     "passk": "passk"}  # fmt: skip
 
 RESUME_FLAGS = ["--data.max_samples", "20", "--train.num_episodes", "2", "--ckpt.save_steps", "2"]
 RUNS = [
@@ -115,6 +116,21 @@ RUNS = [
         async_=True,
         note="lambda from the rollout entropy (controller), async, 2 actor ranks",
     ),  # fmt: skip
+    # Past the paper: the group objectives, whose advantages need each prompt's whole group, computed
+    # in the trainer before the samples are split over the actor ranks (sync) or in the async trainer.
+    Run(
+        "maxrl_2ranks",
+        "maxrl",
+        actor_ranks=2,
+        note="MaxRL: each prompt's group advantages, then the samples split over 2 actor ranks",
+    ),
+    Run(
+        "passk_async",
+        "passk",
+        ["--algo.advantage.passk_k", "2"],  # the recipe's k = 4 needs more than the CPU profile's 4 samples
+        async_=True,
+        note="Pass@k training (k = 2 of 4 samples per prompt), OpenRLHF's async trainer",
+    ),
     # The paper's GRPO baseline (recipes/objectives/grpo.sh): group-normalised advantages, k3 KL loss
     # 1e-3 against a reference model (one more DeepSpeed actor, colocated).
     Run("group_norm", "grpo", note="a built-in estimator for contrast: GRPO with its KL loss and reference model"),
