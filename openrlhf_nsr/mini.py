@@ -62,7 +62,7 @@ import torch
 
 from openrlhf_nsr import objectives, paired, plotting
 from openrlhf_nsr.metrics import default_ks, mean_pass_at_k
-from openrlhf_nsr.schedules import EntropyLambdaController, Schedule
+from openrlhf_nsr.schedules import Schedule
 
 VOCAB = list("0123456789+=Q:\\boxed{}") + ["<eos>"]  # characters are unique: one token each
 STOI = {c: i for i, c in enumerate(VOCAB)}
@@ -337,18 +337,19 @@ def lambda_source(run: str, config: Config) -> Optional[Callable[[int, float], f
     Called once per step, in order (the controller keeps state). Steps count as OpenRLHF's (first
     rollout batch: 1), and the controller sees step t's entropy before step t's update, as there.
     """
-    if run == "w_reinforce":
-        return lambda step, entropy: config.lam
-    if run == "reinforce":  # REINFORCE is W-REINFORCE at lambda 1 (paper §4)
-        return lambda step, entropy: 1.0
-    if run == "w_reinforce_sched":
-        schedule = config.schedule()
-        return lambda step, entropy: schedule(step)
-    if run == "w_reinforce_adaptive":
-        # The controller's start (0: NSR first) and gain (1) are schedules.py's defaults, as on the OpenRLHF path.
-        controller = EntropyLambdaController(config.lam_target, lam_max=config.lam)
-        return lambda step, entropy: controller.update(entropy)
-    return None
+    values = {
+        "w_reinforce": {"w_reinforce_lambda": config.lam},
+        "reinforce": {"w_reinforce_lambda": 1.0},  # REINFORCE is W-REINFORCE at lambda 1 (paper §4)
+        "w_reinforce_sched": {"w_reinforce_lambda": config.lam_schedule or str(config.schedule().canonical())},
+        # The controller's start (0: NSR first) and gain (1): its defaults, as on the OpenRLHF path.
+        "w_reinforce_adaptive": {"w_reinforce_lambda": config.lam, "lambda_controller": "entropy",
+                                 "lambda_controller_target": config.lam_target},
+    }.get(run)  # fmt: skip
+    if values is None:
+        return None
+    # The OpenRLHF path's parameters object (objectives.objective_run): the same schedule and controller.
+    objective_run = objectives.objective_run("w_reinforce", values)
+    return lambda step, entropy: objective_run.arguments(step, entropy)["lam"]
 
 
 def advantages_for(run: str, correct: torch.Tensor, config: Config, n: int, lam: Optional[float] = None):

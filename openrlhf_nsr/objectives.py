@@ -39,17 +39,23 @@ validation and help, and the adapter passes each step's value (schedules evaluat
                        help="weight of the negatives"),))
     def my_obj(correct: torch.Tensor, weight: float) -> tuple[torch.Tensor, torch.Tensor]:
         ...
+
+A run's parameters are one object, ``objective_run(name, given)``: a frozen dataclass of the
+declared hyperparameters, validated once, that gives the function's arguments at each step (and
+the metrics, checkpoint state and ``--dry_run`` lines that go with them). Nothing outside an
+objective's definition names its parameters.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
-from openrlhf_nsr.schedules import Schedule
+from openrlhf_nsr.schedules import EntropyLambdaController, Schedule
 
 CORRECT_THRESHOLD = 0.5
 DEFAULT_LAMBDA = 0.1  # paper §4: W-REINFORCE uses lambda = 0.1
@@ -91,6 +97,8 @@ class Objective:
     validate: Optional[Callable[[Dict[str, Any], Optional[int]], None]] = None
     # The function takes each prompt's samples as one group: (P, n) correctness in, (P, n) out.
     groups: bool = False
+    # How the run's parameters become the function's arguments at each step (ObjectiveRun or a subclass).
+    run_type: Optional[type] = None
 
 
 _OBJECTIVES: Dict[str, Objective] = {}
@@ -103,9 +111,12 @@ def register_objective(
     hyperparameters: Tuple[Hyperparameter, ...] = (),
     validate: Optional[Callable[[Dict[str, Any], Optional[int]], None]] = None,
     groups: bool = False,
+    run_type: Optional[type] = None,
 ):
     """Register ``fn(correct, **arguments) -> (advantages, carries_grad)`` under ``name``.
 
+    ``run_type``: an ``ObjectiveRun`` subclass when the step's arguments need more than the
+    hyperparameters' schedules (state, metrics, checkpoints: W-REINFORCE's entropy controller).
     ``groups``: the function sees the rollout as groups, ``correct`` of shape (P, n) with a prompt's
     n samples in a row (OpenRLHF keeps them contiguous in rollout order), and returns (P, n).
 
@@ -129,7 +140,7 @@ def register_objective(
                         f"objective {name!r} declares hyperparameter {param.name!r} differently from objective "
                         f"{other.name!r}: one flag has one meaning; rename it or declare it identically"
                     )
-        _OBJECTIVES[name] = Objective(name, fn, ignores_samples, params, validate, groups)
+        _OBJECTIVES[name] = Objective(name, fn, ignores_samples, params, validate, groups, run_type)
         return fn
 
     return decorator
@@ -212,6 +223,69 @@ def arguments_at(name: str, values: Dict[str, Any], step: int) -> Dict[str, floa
             value = values[param.name]
             arguments[param.argument] = Schedule.parse(value)(step) if param.schedulable else value
     return arguments
+
+
+class ObjectiveRun:
+    """An objective's parameters for one run, resolved once: a frozen ``params`` object (one field per
+    hyperparameter), the function's arguments at each step, the metrics and checkpoint state that go
+    with them, and the lines ``--dry_run`` prints. Built with ``objective_run``; the adapter (and the
+    miniature) ask it for each step's values and never name a parameter themselves."""
+
+    def __init__(self, name: str, values: Dict[str, Any]):
+        self.name = name
+        self.objective = get_objective(name)
+        self.params = params_type(name)(**values)
+
+    def arguments(self, step: int, entropy: Optional[float] = None) -> Dict[str, Any]:
+        """The function's keyword arguments at global ``step`` (``entropy``: that step's rollout entropy)."""
+        return arguments_at(self.name, vars_of(self.params), step)
+
+    def metrics(self, arguments: Dict[str, Any]) -> Dict[str, float]:
+        """Per-step values to log next to OpenRLHF's rollout/ metrics."""
+        return {}
+
+    def state(self) -> Dict[str, Any]:
+        """What must survive a restart (JSON-able; schedules need nothing: OpenRLHF restores the step)."""
+        return {}
+
+    def restore(self, state: Optional[Dict[str, Any]]) -> Optional[str]:
+        """Put ``state()``'s output back; a line for the log, or None when there was nothing to restore."""
+        return None
+
+    def describe(self) -> List[str]:
+        """The step-dependent parameters, one line each, for ``--dry_run`` (named as their flags)."""
+        lines = []
+        for param in self.objective.hyperparameters:
+            if param.schedulable:
+                lines.append(f"{param.name}: {Schedule.parse(getattr(self.params, param.name)).describe()}")
+        return lines
+
+
+_PARAMS_TYPES: Dict[str, type] = {}
+
+
+def params_type(name: str) -> type:
+    """Objective ``name``'s parameters as a frozen dataclass, one field per declared hyperparameter."""
+    objective = get_objective(name)
+    fields_ = tuple(p.name for p in objective.hyperparameters)
+    cached = _PARAMS_TYPES.get(name)
+    if cached is None or tuple(f.name for f in dataclasses.fields(cached)) != fields_:
+        cached = _PARAMS_TYPES[name] = dataclasses.make_dataclass(
+            f"{name}_params", [(p.name, Any, dataclasses.field(default=p.default)) for p in objective.hyperparameters],
+            frozen=True,
+        )  # fmt: skip
+    return cached
+
+
+def vars_of(params) -> Dict[str, Any]:
+    return {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
+
+
+def objective_run(name: str, given: Dict[str, Any], n_samples_per_prompt: Optional[int] = None) -> ObjectiveRun:
+    """The run's parameters object for objective ``name``: ``given`` (by hyperparameter name, None =
+    default) validated once (resolve_hyperparameters), wrapped by the objective's ``run_type``."""
+    values = resolve_hyperparameters(name, given, n_samples_per_prompt)
+    return (get_objective(name).run_type or ObjectiveRun)(name, values)
 
 
 def check_lambda(lam: float) -> float:
@@ -388,6 +462,54 @@ def nsr(correct: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     return -torch.ones(correct.shape), ~correct
 
 
+class WReinforceRun(ObjectiveRun):
+    """W-REINFORCE's parameters for a run: lambda as a schedule over the steps, or from the entropy controller
+    (schedules.EntropyLambdaController, fed each step's rollout entropy before that step's update)."""
+
+    def __init__(self, name: str, values: Dict[str, Any]):
+        super().__init__(name, values)
+        p = self.params
+        self.controller = None
+        if p.lambda_controller == "entropy":
+            self.controller = EntropyLambdaController(
+                target=p.lambda_controller_target, lam_max=float(p.w_reinforce_lambda),
+                init=p.lambda_controller_init, rate=p.lambda_controller_rate,
+            )  # fmt: skip
+
+    def arguments(self, step: int, entropy: Optional[float] = None) -> Dict[str, Any]:
+        arguments = super().arguments(step)
+        if self.controller is not None:
+            if entropy is None:
+                raise ValueError("w_reinforce's entropy controller needs each step's rollout entropy")
+            arguments["lam"] = self.controller.update(entropy)
+        return arguments
+
+    def metrics(self, arguments: Dict[str, Any]) -> Dict[str, float]:
+        return {"lambda": arguments["lam"]}
+
+    def state(self) -> Dict[str, Any]:
+        if self.controller is None or self.controller.reference is None:
+            return {}
+        return {"lambda_controller": {"value": self.controller.value, "reference": self.controller.reference}}
+
+    def restore(self, state: Optional[Dict[str, Any]]) -> Optional[str]:
+        saved = (state or {}).get("lambda_controller")
+        if saved is None or self.controller is None:
+            return None
+        self.controller.value, self.controller.reference = float(saved["value"]), float(saved["reference"])
+        return f"lambda controller resumed: lambda {self.controller.value:g}, reference entropy {saved['reference']:g}"
+
+    def describe(self) -> List[str]:
+        p = self.params
+        if self.controller is None:
+            return super().describe()
+        return [
+            f"lambda_controller entropy: lambda starts at {p.lambda_controller_init:g}, stays in [0, "
+            f"{float(p.w_reinforce_lambda):g}] and keeps the rollout entropy near {p.lambda_controller_target:g} x "
+            "its first-step value"
+        ]
+
+
 @register_objective(
     "w_reinforce",
     ignores_samples=False,
@@ -399,6 +521,7 @@ def nsr(correct: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         LAMBDA_CONTROLLER_RATE,
     ),
     validate=_validate_w_reinforce,
+    run_type=WReinforceRun,
 )
 def w_reinforce(correct: torch.Tensor, lam: float) -> Tuple[torch.Tensor, torch.Tensor]:
     """W-REINFORCE = lam * PSR + NSR: +lam on correct, -1 on incorrect; every sample carries gradient.

@@ -6,8 +6,8 @@ of our objectives, so the built-in estimators are untouched (they only gain metr
 
 - ``RemoteExperienceMaker.compute_advantages_and_returns`` (PPOTrainer / async TrainingActor
   process): the rollout's diversity (diversity.py) for every estimator; for ours, constant
-  per-sample advantages with the objective's hyperparameters at this step (schedules, the
-  entropy controller: schedules.py); in ``drop`` mode the samples that carry no gradient
+  per-sample advantages with the arguments the run's parameters object gives for this step
+  (objectives.objective_run: schedules, the entropy controller); in ``drop`` mode the samples that carry no gradient
   are turned into padding (action mask 0), so OpenRLHF's own token-mean normaliser counts only
   the kept tokens: the update equals the one on a batch from which those samples were removed.
 - ``BasePPOTrainer.train_step``: hands OpenRLHF's global step to the experience maker (same
@@ -36,7 +36,7 @@ from typing import Optional
 
 import torch
 
-from openrlhf_nsr import diversity, drop_mode, labels, objectives, openrlhf_contract, schedules
+from openrlhf_nsr import diversity, drop_mode, labels, objectives, openrlhf_contract
 from openrlhf_nsr import reward as reward_lib
 
 SETUP_HOOK = "openrlhf_nsr.openrlhf_patch.setup_worker"
@@ -83,43 +83,20 @@ def sample_metrics(experiences, tokenizer, n_samples_per_prompt: int) -> dict:
     return {ROLLOUT_METRIC_PREFIX + k: v for k, v in stats.items()}
 
 
-def objective_values(args) -> dict:
-    """The chosen objective's hyperparameters as parsed on the command line (objectives.Hyperparameter)."""
-    name = args.algo.advantage.estimator
-    given = {p.name: getattr(args.algo.advantage, p.name, None) for p in objectives.get_objective(name).hyperparameters}
-    return objectives.resolve_hyperparameters(name, given)
-
-
-def step_arguments(maker, entropy: float) -> dict:
-    """The objective function's arguments for this step: schedules at OpenRLHF's global step, or the
-    entropy controller's lambda, which takes this step's rollout entropy first (schedules.py)."""
-    args = maker.strategy.args
-    name = args.algo.advantage.estimator
-    values = objective_values(args)
-    arguments = objectives.arguments_at(name, values, getattr(maker, "nsr_step", 1))
-    controller = lambda_controller(maker)
-    if controller is not None:
-        arguments["lam"] = controller.update(entropy)
-    return arguments
-
-
-def lambda_controller(maker) -> Optional[schedules.EntropyLambdaController]:
-    """The entropy controller of this run (made on first use), or None when lambda is not controlled."""
+def objective_run(maker) -> Optional[objectives.ObjectiveRun]:
+    """The run's parameters object (objectives.objective_run), built once per process from OpenRLHF's
+    args on first use and kept on the experience maker; None for OpenRLHF's own estimators."""
     args = maker.strategy.args
     if not is_objective(args):
         return None
-    values = objective_values(args)
-    if values.get("lambda_controller") != "entropy":
-        return None
-    controller = getattr(maker, "nsr_lambda_controller", None)
-    if controller is None:
-        controller = maker.nsr_lambda_controller = schedules.EntropyLambdaController(
-            target=values["lambda_controller_target"],
-            lam_max=values["w_reinforce_lambda"],
-            init=values["lambda_controller_init"],
-            rate=values["lambda_controller_rate"],
-        )
-    return controller
+    run = getattr(maker, "nsr_objective_run", None)
+    if run is None:
+        name = args.algo.advantage.estimator
+        given = {
+            p.name: getattr(args.algo.advantage, p.name, None) for p in objectives.get_objective(name).hyperparameters
+        }
+        run = maker.nsr_objective_run = objectives.objective_run(name, given, args.rollout.n_samples_per_prompt)
+    return run
 
 
 # ── The plugin's state in OpenRLHF's checkpoints ──
@@ -129,22 +106,17 @@ CHECKPOINT_KEY = "openrlhf_nsr"
 
 
 def plugin_state(maker) -> dict:
-    """What the plugin must carry across a restart: the entropy controller's lambda and reference
-    entropy (schedules are functions of OpenRLHF's global step, which OpenRLHF restores itself)."""
-    controller = lambda_controller(maker)
-    if controller is None or controller.reference is None:
-        return {}
-    return {"lambda_controller": {"value": controller.value, "reference": controller.reference}}
+    """What the plugin must carry across a restart: the objective run's state (the entropy controller's
+    lambda and reference entropy; schedules are functions of OpenRLHF's global step, which OpenRLHF
+    restores itself)."""
+    run = objective_run(maker)
+    return {} if run is None else run.state()
 
 
 def restore_plugin_state(maker, state: dict) -> Optional[str]:
     """Put ``plugin_state``'s output back; returns a line for the log (None when there was nothing)."""
-    saved = (state or {}).get("lambda_controller")
-    controller = lambda_controller(maker)
-    if saved is None or controller is None:
-        return None
-    controller.value, controller.reference = float(saved["value"]), float(saved["reference"])
-    return f"lambda controller resumed: lambda {controller.value:g}, reference entropy {controller.reference:g}"
+    run = objective_run(maker)
+    return None if run is None else run.restore(state)
 
 
 @torch.no_grad()
@@ -219,11 +191,12 @@ def _patch_experience_maker(module) -> None:
         else:
             stats = {ROLLOUT_METRIC_PREFIX + "entropy": entropy}
             stats.update(sample_metrics(experiences, self.tokenizer, args.rollout.n_samples_per_prompt))
-        if is_objective(args):
-            arguments = step_arguments(self, entropy)
+        run = objective_run(self)
+        if run is not None:
+            # this step's arguments: schedules at OpenRLHF's global step, a controller fed this step's entropy
+            arguments = run.arguments(getattr(self, "nsr_step", 1), entropy)
             stats.update(compute_objective_advantages(self, experiences, arguments))
-            if "lam" in arguments:
-                stats[ROLLOUT_METRIC_PREFIX + "lambda"] = arguments["lam"]
+            stats.update({ROLLOUT_METRIC_PREFIX + k: v for k, v in run.metrics(arguments).items()})
         else:
             experiences = original(self, experiences)
         self.nsr_rollout_stats = stats

@@ -33,7 +33,6 @@ from types import SimpleNamespace
 from typing import List, Optional
 
 from openrlhf_nsr import drop_mode, objectives, openrlhf_contract, preflight
-from openrlhf_nsr.schedules import Schedule
 
 OPENRLHF_CLI = "openrlhf.cli.train_ppo_ray"
 ESTIMATOR = "algo.advantage.estimator"
@@ -229,19 +228,11 @@ def _describe(args: argparse.Namespace) -> List[str]:
     name = getattr(args, ESTIMATOR)
     if name not in objectives.objective_names():
         return []
-    lines = []
-    for param in objectives.get_objective(name).hyperparameters:
-        if param.schedulable:
-            schedule = Schedule.parse(getattr(args, HYPERPARAMETER_PREFIX + param.name))
-            lines.append(f"--{HYPERPARAMETER_PREFIX}{param.name}: {schedule.describe()}")
-    if getattr(args, HYPERPARAMETER_PREFIX + "lambda_controller", None) == "entropy":
-        lines.append(
-            f"--{HYPERPARAMETER_PREFIX}lambda_controller entropy: lambda starts at "
-            f"{getattr(args, HYPERPARAMETER_PREFIX + 'lambda_controller_init'):g}, stays in [0, "
-            f"{getattr(args, HYPERPARAMETER_PREFIX + 'w_reinforce_lambda'):g}] and keeps the rollout entropy near "
-            f"{getattr(args, HYPERPARAMETER_PREFIX + 'lambda_controller_target'):g} x its first-step value"
-        )
-    return lines
+    given = {
+        p.name: getattr(args, HYPERPARAMETER_PREFIX + p.name) for p in objectives.get_objective(name).hyperparameters
+    }
+    run = objectives.objective_run(name, given, getattr(args, "rollout.n_samples_per_prompt"))
+    return [_as_flags(line) for line in run.describe()]
 
 
 def rollout_actors_per_node(config) -> int:

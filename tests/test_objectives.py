@@ -208,3 +208,29 @@ def test_passk_needs_k_below_the_group_size():
     assert objectives.resolve_hyperparameters("passk", {"passk_k": "4"}, 8) == {"passk_k": 4}
     assert objectives.get_objective("maxrl").groups and not objectives.get_objective("nsr").groups
     assert "maxrl" not in objectives.sample_ignoring_objectives()  # every sample counts in the token-mean
+
+
+def test_the_adapter_and_the_wrapper_name_no_objectives_parameter():
+    """Only an objective's own definition names its parameters: the OpenRLHF adapter and the CLI wrapper ask
+    its parameters object (objectives.objective_run) for flags, values, metrics, checkpoint state and printout."""
+    import ast
+    import io
+    import tokenize
+    from pathlib import Path
+
+    names = set(objectives.hyperparameters()) - {"ignored_samples"} | {"EntropyLambdaController", "WReinforceRun"}
+    for module in ("openrlhf_patch.py", "train_ppo_ray.py"):
+        source = (Path(objectives.__file__).parent / module).read_text()
+        docstrings = {
+            node.body[0].value.lineno
+            for node in ast.walk(ast.parse(source))
+            if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
+            and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)
+        }  # fmt: skip
+        code = [
+            tok.string for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+            if tok.type not in (tokenize.COMMENT,) and not (tok.type == tokenize.STRING and tok.start[0] in docstrings)
+        ]  # fmt: skip
+        found = {name for name in names for text in code if name in text}
+        assert not found, (module, found)
+    assert {"w_reinforce_lambda", "lambda_controller", "passk_k"} <= names  # the check looks for real names

@@ -154,22 +154,27 @@ def _maker(controller: bool):
         lambda_controller_target="0.9" if controller else None, lambda_controller_init=None,
         lambda_controller_rate=None, ignored_samples=None,
     )  # fmt: skip
-    return SimpleNamespace(strategy=SimpleNamespace(args=SimpleNamespace(algo=SimpleNamespace(advantage=advantage))))
+    args = SimpleNamespace(algo=SimpleNamespace(advantage=advantage), rollout=SimpleNamespace(n_samples_per_prompt=8))
+    return SimpleNamespace(strategy=SimpleNamespace(args=args))
 
 
 def test_the_controllers_state_goes_into_the_checkpoint_and_comes_back():
     first = _maker(controller=True)
-    for entropy in (0.8, 0.7):
-        openrlhf_patch.lambda_controller(first).update(entropy)
+    run = openrlhf_patch.objective_run(first)
+    assert openrlhf_patch.objective_run(first) is run  # built once per process, kept on the maker
+    for step, entropy in ((1, 0.8), (2, 0.7)):
+        run.arguments(step, entropy)
     state = json.loads(json.dumps(openrlhf_patch.plugin_state(first)))  # what DeepSpeed stores
     assert state["lambda_controller"]["reference"] == 0.8
     resumed = _maker(controller=True)
     line = openrlhf_patch.restore_plugin_state(resumed, state)
     assert "reference entropy 0.8" in line
-    a, b = openrlhf_patch.lambda_controller(first), openrlhf_patch.lambda_controller(resumed)
-    assert (a.value, a.reference) == (b.value, b.reference) and a.update(0.6) == b.update(0.6)
+    a, b = run.controller, openrlhf_patch.objective_run(resumed).controller
+    assert (a.value, a.reference) == (b.value, b.reference)
+    assert run.arguments(3, 0.6) == openrlhf_patch.objective_run(resumed).arguments(3, 0.6)
     fresh = schedules.EntropyLambdaController(target=0.9, lam_max=0.1)
     assert fresh.update(0.6) != a.value  # without the state, step 3 would start over
+    assert run.metrics(run.arguments(4, 0.6)) == {"lambda": a.value}  # logged as rollout/lambda
     assert openrlhf_patch.plugin_state(_maker(controller=False)) == {}
     assert openrlhf_patch.restore_plugin_state(_maker(controller=False), state) is None
 
