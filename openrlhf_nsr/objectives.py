@@ -215,16 +215,6 @@ def parse_hyperparameter(param: Hyperparameter, value: Any) -> Any:
     return value
 
 
-def arguments_at(name: str, values: Dict[str, Any], step: int) -> Dict[str, float]:
-    """The keyword arguments of objective ``name``'s function at global ``step`` (schedules evaluated)."""
-    arguments = {}
-    for param in get_objective(name).hyperparameters:
-        if param.argument is not None:
-            value = values[param.name]
-            arguments[param.argument] = Schedule.parse(value)(step) if param.schedulable else value
-    return arguments
-
-
 class ObjectiveRun:
     """An objective's parameters for one run, resolved once: a frozen ``params`` object (one field per
     hyperparameter), the function's arguments at each step, the metrics and checkpoint state that go
@@ -235,10 +225,16 @@ class ObjectiveRun:
         self.name = name
         self.objective = get_objective(name)
         self.params = params_type(name)(**values)
+        # each argument once: a Schedule for the schedulable ones (evaluated per step), else the value
+        self._arguments = {
+            p.argument: Schedule.parse(values[p.name]) if p.schedulable else values[p.name]
+            for p in self.objective.hyperparameters
+            if p.argument is not None
+        }
 
     def arguments(self, step: int, entropy: Optional[float] = None) -> Dict[str, Any]:
         """The function's keyword arguments at global ``step`` (``entropy``: that step's rollout entropy)."""
-        return arguments_at(self.name, vars_of(self.params), step)
+        return {k: v(step) if isinstance(v, Schedule) else v for k, v in self._arguments.items()}
 
     def metrics(self, arguments: Dict[str, Any]) -> Dict[str, float]:
         """Per-step values to log next to OpenRLHF's rollout/ metrics."""
@@ -596,7 +592,8 @@ def passk(correct: torch.Tensor, k: int) -> Tuple[torch.Tensor, torch.Tensor]:
 
     rho = 1 - C(N-c, k) / C(N, k), sigma = sqrt(rho (1 - rho)), a correct sample (1 - rho) / (sigma + 1e-6),
     an incorrect one (1 - rho - C(N-c-1, k-1) / C(N-1, k-1)) / (sigma + 1e-6). All-correct and all-wrong
-    groups give exactly 0. Every sample counts in the token-mean, as in the reference code.
+    groups give exactly 0, and so does a group with c > N - k (every k of its samples hold a correct one:
+    rho = 1). Every sample counts in the token-mean, as in the reference code.
     """
     k = int(k)
     n = correct.shape[1]

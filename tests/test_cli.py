@@ -208,9 +208,9 @@ def test_a_new_objectives_hyperparameters_become_validated_flags_with_no_plumbin
     adv = config["algo"]["advantage"]
     assert (adv["test_negative_weight"], adv["ignored_samples"]) == ("0:1,10:0.5", "drop")
     assert "test_negative_weight: piecewise linear" in out
-    assert objectives.arguments_at(
-        scaled_nsr, {"test_negative_weight": "0:1,10:0.5", "ignored_samples": "drop"}, 5
-    ) == {"weight": 0.75}
+    run = objectives.objective_run(scaled_nsr, {"test_negative_weight": "0:1,10:0.5"})  # its parameters object
+    assert run.arguments(5) == {"weight": 0.75} and run.params.test_negative_weight == "0:1,10:0.5"
+    assert run.params.ignored_samples == "drop" and run.metrics(run.arguments(5)) == {} and run.state() == {}
     for flags, message in [
         (
             ["--algo.advantage.test_negative_weight", "-1"],

@@ -184,9 +184,11 @@ def test_each_objective_learned_from_both_classes_of_samples(runs, name):
         - scalars["train/rollout/prompts_none_correct_frac"][s]
         for s in correct
     }
-    expected = {"psr": correct, "nsr": {s: 1 - v for s, v in correct.items()}, "maxrl": mixed, "passk": mixed}.get(
-        RUNS[name].estimator
-    )
+    estimator = RUNS[name].estimator
+    if estimator == "passk":  # pass@k training also gives 0 to a group with so many correct that pass@k is sure
+        assert all(0 < grad[s] <= mixed[s] + 1e-6 for s in grad), (grad, mixed)
+        return
+    expected = {"psr": correct, "nsr": {s: 1 - v for s, v in correct.items()}, "maxrl": mixed}.get(estimator)
     for step, value in grad.items():
         assert value == pytest.approx(1.0 if expected is None else expected[step], abs=1e-6)
 

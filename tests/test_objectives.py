@@ -234,3 +234,10 @@ def test_the_adapter_and_the_wrapper_name_no_objectives_parameter():
         found = {name for name in names for text in code if name in text}
         assert not found, (module, found)
     assert {"w_reinforce_lambda", "lambda_controller", "passk_k"} <= names  # the check looks for real names
+
+
+def test_passk_gives_nothing_to_a_group_whose_pass_at_k_is_certain():
+    n, k = 4, 2
+    for c in range(n + 1):
+        adv, carries = objectives.compute_advantages("passk", _group(n, c), n, k=k)
+        assert carries.any() == (0 < c <= n - k), c  # c = 3 of 4: any 2 samples hold a correct one
