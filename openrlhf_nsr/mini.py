@@ -881,10 +881,9 @@ INT_OPTIONS = ("steps", "prompts", "samples", "pretrain_steps", "layers", "width
 
 
 def parse_args(argv: Optional[List[str]] = None) -> Tuple[Config, List[int], Path, int, bool]:
-    p = argparse.ArgumentParser(prog="python -m openrlhf_nsr.mini", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(prog="python -m openrlhf_nsr.mini", description=__doc__.split("\n\n")[0])
     d = Config()
-    p.add_argument("--out", type=Path, default=Path("runs/mini"), help="report folder")
+    p.add_argument("--out", type=Path, default=Path("runs/mini"), help="report folder (default runs/mini)")
     p.add_argument("--smoke", action="store_true",
                    help="tiny sizes, easier sums, one seed: checks the pipeline in seconds, judges no claim")  # fmt: skip
     p.add_argument("--seeds", default=None,
@@ -893,14 +892,16 @@ def parse_args(argv: Optional[List[str]] = None) -> Tuple[Config, List[int], Pat
                    help="worker processes, one torch thread each: change the wall-clock, never the numbers (default: "
                         f"the usable cores, {usable_cores()} here; --smoke: 1, its tasks are shorter than a worker's "
                         "start); 1 runs the tasks in this process")  # fmt: skip
-    p.add_argument("--runs", default=",".join(d.runs), help=f"comma-separated, from {', '.join(RUNS)}")
-    p.add_argument("--lr", type=float, default=d.lr, help="RL learning rate (Adam)")
+    p.add_argument(
+        "--runs", default=",".join(d.runs), help=f"comma-separated, from {', '.join(RUNS)} (default {','.join(d.runs)})"
+    )
+    p.add_argument("--lr", type=float, default=d.lr, help=f"RL learning rate, Adam (default {d.lr:g})")
     p.add_argument("--pretrain-target", type=float, default=None,
                    help="pretraining stops once the held-out dev pass@1 reaches this (checked every "
                         f"{PRETRAIN_CHECK} steps; --pretrain-steps caps it) (default {d.pretrain_target:g})")  # fmt: skip
     p.add_argument("--lam", type=float, default=d.lam,
                    help="w_reinforce lambda, w_reinforce_adaptive's upper bound, w_reinforce_sched's final value in "
-                        "its default schedule (0.1: the paper's)")  # fmt: skip
+                        "its default schedule (default 0.1, the paper's)")  # fmt: skip
     p.add_argument("--lam-schedule", default=None,
                    help="w_reinforce_sched's lambda: STEP:VALUE,... over the RL steps (first step 1), linear in "
                         "between, constant outside (default: 0 until steps/3, up to --lam by 2 steps/3)")  # fmt: skip

@@ -474,3 +474,13 @@ def test_the_group_runs_take_the_registered_objectives_with_every_sample_counted
         assert torch.equal(adv, expected) and torch.equal(carries_grad, expected_carries)
         assert counted.all()  # as the reference code: the all-correct prompt stays in the token-mean
         assert adv[4:].tolist() == [0.0] * 4 and adv[0] > 0 > adv[1]
+
+
+def test_help_states_each_options_default(capsys):
+    with pytest.raises(SystemExit) as exit:
+        mini.main(["--help"])
+    out = capsys.readouterr().out
+    assert exit.value.code == 0 and "default: None" not in out
+    for text in ("(default runs/mini)", "(default 5e-05)", "(default 0-4", "(default psr,nsr,w_reinforce,grpo)",
+                 "(default 0.2)", "(default 4)", "default 120 (--smoke: 4)"):  # fmt: skip
+        assert text in " ".join(out.split()), text
