@@ -429,16 +429,15 @@ def passk_figure(runs: Dict[str, dict], paper: Optional[dict] = None):
             curve = m["datasets"].get(dataset, {}).get("pass_at_k", {})
             if curve:
                 ks = sorted(curve, key=int)
-                s = plotting.style(label, others=list(runs))
-                ax.plot([int(k) for k in ks], [100 * curve[k] for k in ks], color=s["color"], ls=s["ls"],
-                        marker=s["marker"], ms=4, lw=1.6, label=label)  # fmt: skip
+                look = plotting.style(label, others=list(runs))
+                ax.plot([int(k) for k in ks], [100 * curve[k] for k in ks], **look, ms=4, lw=1.6, label=label)
         for method, by_dataset in (paper or {}).items():
             ref = by_dataset.get(dataset, {})
             if ref:
                 ks = sorted(ref, key=int)
-                s = plotting.style(method)
-                ax.plot([int(k) for k in ks], [100 * ref[k] for k in ks], color=s["color"], ls=":", lw=1.2,
-                        marker=s["marker"], ms=4, mfc="none", label=f"paper {method}")  # fmt: skip
+                look = {**plotting.style(method), "ls": ":"}  # the method's colour and marker, dotted and hollow
+                ax.plot([int(k) for k in ks], [100 * ref[k] for k in ks], **look, lw=1.2, ms=4, mfc="none",
+                        label=f"paper {method}")  # fmt: skip
         ax.set_xscale("log", base=2)
         ticks = sorted({int(k) for m in runs.values() for k in m["datasets"].get(dataset, {}).get("pass_at_k", {})}
                        | {int(k) for by_dataset in (paper or {}).values() for k in by_dataset.get(dataset, {})})  # fmt: skip

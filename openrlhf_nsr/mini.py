@@ -783,11 +783,6 @@ def plot(config: Config, per_seed: Dict[int, dict], table, out: Path, smoke: boo
         plt.close(fig)
 
 
-def _line(ax, name, xs, ys, **kw):
-    s = plotting.style(name)
-    return ax.plot(xs, ys, color=s["color"], ls=s["ls"], marker=s["marker"], label=name, **kw)
-
-
 def passk_figure(per_seed: Dict[int, dict], title: str):
     fig, ax = plotting.pyplot().subplots(figsize=(6.5, 4.5))
     seeds = list(per_seed)
@@ -795,7 +790,7 @@ def passk_figure(per_seed: Dict[int, dict], title: str):
     ks = list(per_seed[seeds[0]]["base"]["pass_at_k"])
     for run in runs:
         ys = [100 * statistics.fmean(per_seed[s][run]["pass_at_k"][k] for s in seeds) for k in ks]
-        _line(ax, run, [int(k) for k in ks], ys, ms=4, lw=1.5)
+        ax.plot([int(k) for k in ks], ys, **plotting.style(run), ms=4, lw=1.5, label=run)
     ax.set_xscale("log", base=2)
     ax.set_xticks([int(k) for k in ks], ks)
     ax.set(xlabel="k", ylabel="pass@k (%) on held-out problems, mean over seeds")
@@ -816,9 +811,8 @@ def paired_figure(table, title: str):
             means = [100 * table[contrast][k].mean for k in ks]
             errors = [[100 * (table[contrast][k].mean - table[contrast][k].low) for k in ks],
                       [100 * (table[contrast][k].high - table[contrast][k].mean) for k in ks]]  # fmt: skip
-            s = CONTRAST_STYLES.get(contrast) or plotting.style(contrast.split(" - ")[0])
-            ax.errorbar(xs, means, yerr=errors, color=s["color"], ls=s["ls"], marker=s["marker"], ms=4, capsize=2,
-                        label=contrast)  # fmt: skip
+            look = CONTRAST_STYLES.get(contrast) or plotting.style(contrast.split(" - ")[0])
+            ax.errorbar(xs, means, yerr=errors, **look, ms=4, capsize=2, label=contrast)
         ax.axhline(0, color="black", lw=0.8)
         ax.set_xscale("log", base=2)
         ks = [k for k in next(iter(table.values())) if k.isdigit()]

@@ -273,10 +273,6 @@ def params_type(name: str) -> type:
     return cached
 
 
-def vars_of(params) -> Dict[str, Any]:
-    return {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
-
-
 def objective_run(name: str, given: Dict[str, Any], n_samples_per_prompt: Optional[int] = None) -> ObjectiveRun:
     """The run's parameters object for objective ``name``: ``given`` (by hyperparameter name, None =
     default) validated once (resolve_hyperparameters), wrapped by the objective's ``run_type``."""
