@@ -655,11 +655,9 @@ def setup_line(config: Config, seeds) -> str:
 
 def write_report(config: Config, per_seed: Dict[int, dict], out: Path, seconds: float, smoke: bool = False) -> dict:
     seeds = list(per_seed)
-    runs = list(per_seed[seeds[0]])
     ks = list(per_seed[seeds[0]]["base"]["pass_at_k"])
     top = ks[-1]
-    means = {run: {"pass_at_k": {k: statistics.fmean(per_seed[s][run]["pass_at_k"][k] for s in seeds) for k in ks},
-                   "entropy": statistics.fmean(per_seed[s][run]["entropy"] for s in seeds)} for run in runs}  # fmt: skip
+    means = mean_over_seeds(per_seed)
     table = paired_table(per_seed, config.runs)
     claims = [] if smoke else judge_claims(table, top)
     crossover = paired.crossover_k({int(k): table["nsr - psr"][k] for k in ks}) if "nsr - psr" in table else None
@@ -668,7 +666,7 @@ def write_report(config: Config, per_seed: Dict[int, dict], out: Path, seconds: 
                "claims": claims, "crossover_k": crossover,
                "per_seed": {str(s): per_seed[s] for s in seeds}}  # fmt: skip
     (out / "results.json").write_text(json.dumps(results, indent=2))
-    plot(config, per_seed, table, out, smoke)
+    plot(config, per_seed, means, table, out, smoke)
     over = "seeds" if len(seeds) > 1 else "problems"
     lines = [
         "# The paper's experiment in miniature" + (" (smoke run)" if smoke else ""),
@@ -774,22 +772,29 @@ def ignored_samples_note(config: Config) -> str:
 # ── Plots ──
 
 
-def plot(config: Config, per_seed: Dict[int, dict], table, out: Path, smoke: bool) -> None:
+def plot(config: Config, per_seed: Dict[int, dict], means: Dict[str, dict], table, out: Path, smoke: bool) -> None:
     plt = plotting.pyplot()
     title = setup_line(config, list(per_seed)) + (" (smoke run: the numbers mean nothing)" if smoke else "")
-    for name, fig in (("passk.png", passk_figure(per_seed, title)), ("paired.png", paired_figure(table, title)),
+    for name, fig in (("passk.png", passk_figure(means, title)), ("paired.png", paired_figure(table, title)),
                       ("training.png", training_figure(per_seed, title))):  # fmt: skip
         fig.savefig(out / name, dpi=120)
         plt.close(fig)
 
 
-def passk_figure(per_seed: Dict[int, dict], title: str):
-    fig, ax = plotting.pyplot().subplots(figsize=(6.5, 4.5))
+def mean_over_seeds(per_seed: Dict[int, dict]) -> Dict[str, dict]:
+    """Per run: pass@k and entropy, each the mean over the seeds (the report's table and passk.png)."""
     seeds = list(per_seed)
-    runs = list(per_seed[seeds[0]])
     ks = list(per_seed[seeds[0]]["base"]["pass_at_k"])
-    for run in runs:
-        ys = [100 * statistics.fmean(per_seed[s][run]["pass_at_k"][k] for s in seeds) for k in ks]
+    return {run: {"pass_at_k": {k: statistics.fmean(per_seed[s][run]["pass_at_k"][k] for s in seeds) for k in ks},
+                  "entropy": statistics.fmean(per_seed[s][run]["entropy"] for s in seeds)}
+            for run in per_seed[seeds[0]]}  # fmt: skip
+
+
+def passk_figure(means: Dict[str, dict], title: str):
+    fig, ax = plotting.pyplot().subplots(figsize=(6.5, 4.5))
+    ks = list(means["base"]["pass_at_k"])
+    for run, m in means.items():
+        ys = [100 * m["pass_at_k"][k] for k in ks]
         ax.plot([int(k) for k in ks], ys, **plotting.style(run), ms=4, lw=1.5, label=run)
     ax.set_xscale("log", base=2)
     ax.set_xticks([int(k) for k in ks], ks)

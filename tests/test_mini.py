@@ -369,7 +369,11 @@ def test_runs_are_told_apart_by_colour_and_line_style_and_every_panel_has_a_lege
     per_seed = _fake_per_seed()
     config = mini.Config(runs=mini.RUNS)
     table = mini.paired_table(per_seed, config.runs)
-    for fig in (mini.passk_figure(per_seed, "t"), mini.paired_figure(table, "t"), mini.training_figure(per_seed, "t")):
+    for fig in (
+        mini.passk_figure(mini.mean_over_seeds(per_seed), "t"),
+        mini.paired_figure(table, "t"),
+        mini.training_figure(per_seed, "t"),
+    ):
         for ax in fig.axes:
             assert ax.get_legend() is not None, ax.get_title()
             drawn = set()
