@@ -1,4 +1,4 @@
-"""Evaluate checkpoints the way the paper does (pass@k, paper-spec §3) and compare with its numbers.
+"""Evaluate checkpoints the way the paper does (pass@k, docs/paper.md §3) and compare with its numbers.
 
     python -m openrlhf_nsr.eval --model Qwen/Qwen2.5-Math-7B --datasets math,aime2025,amc23 \\
         --template qwen --n 256 --temperature 0.6 --top-p 0.95 --max-tokens 4096 --out runs/base
@@ -10,7 +10,8 @@ grading timeouts, the generation config) and ``passk.png``. An interrupted run r
 stopped (whole problems are appended as they finish); a different config in the same folder is
 refused. Nothing is written to ``--out`` until the flags, the datasets, the model and the
 folder have been checked and the backend has loaded the model, so a command that fails to start
-can be corrected and rerun with the same ``--out``; bad flag values are usage errors (exit 2).
+can be corrected and rerun with the same ``--out``; bad flag values, and the vllm backend where vLLM
+is not installed, are usage errors (exit 2).
 Scoring uses the training reward's grader (openrlhf_nsr.reward.grade_batch).
 
 The paper's reference numbers (``compare --paper``) ship inside the package:
@@ -44,39 +45,66 @@ PAPER_DATASETS = {"MATH": "math", "AIME 2025": "aime2025", "AMC23": "amc23"}
 # ── run ──
 
 
+RUN_USAGE = (
+    "%(prog)s --model MODEL --out OUT [options]\n"
+    "       %(prog)s compare RUN_DIR [RUN_DIR ...] [--labels LABELS] [--paper MODEL] [--out PNG]"
+)
+RUN_DESCRIPTION = (
+    "Evaluate a checkpoint the way the paper does (pass@k, docs/paper.md §3): --n samples per problem of each "
+    "dataset, graded by the training reward's grader; --out gets samples.jsonl, metrics.json and passk.png, and an "
+    "interrupted run resumes there. Subcommand compare: python -m openrlhf_nsr.eval compare RUN_DIR ... puts "
+    "finished evaluations side by side (with --paper, next to the paper's numbers) and plots their pass@k curves "
+    "(its --help lists its options)."
+)
+
+
 def run_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m openrlhf_nsr.eval", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True, help="hub id or local path of the checkpoint")
+    """The evaluation's options; each help gives its default once (``%(default)s`` or in words), never argparse's."""
+    p = argparse.ArgumentParser(prog="python -m openrlhf_nsr.eval", usage=RUN_USAGE, description=RUN_DESCRIPTION)
+    p.add_argument("--model", required=True, help="hub id or local path of the checkpoint (required)")
     p.add_argument("--datasets", default="math,aime2025,amc23",
                    help=f"comma-separated: {', '.join(data.HUB_DATASETS)} (from the hub), or NAME=PATH to a local "
-                   ".parquet / .jsonl (default: math,aime2025,amc23)")  # fmt: skip
+                   ".parquet / .jsonl (default %(default)s)")  # fmt: skip
     p.add_argument("--label", choices=data.LABEL_SOURCES, default="auto",
                    help="gold answers: auto = the reference solution's boxed answer where there is one (MATH), else "
-                   "the target column; target = the paper's normalised target column as is (see openrlhf_nsr/data.py)")  # fmt: skip
-    p.add_argument(
-        "--template", default="qwen", help=f"prompt template: {', '.join(data.TEMPLATE_NAMES)} (default qwen)"
-    )
-    p.add_argument(
-        "--n", type=int, default=256, help="samples per problem (paper: 256 for Qwen2.5-Math-7B, 64 for Qwen3-4B)"
-    )
-    p.add_argument("--temperature", type=float, default=0.6)
-    p.add_argument("--top-p", type=float, default=0.95)
-    p.add_argument("--top-k", type=int, default=-1, help="-1: off (Qwen3-4B in the paper: 20)")
-    p.add_argument("--max-tokens", type=int, default=4096)
-    p.add_argument("--seed", type=int, default=0)
+                   "the target column; target = the paper's normalised target column as is (see openrlhf_nsr/data.py) "
+                   "(default %(default)s)")  # fmt: skip
+    p.add_argument("--template", default="qwen",
+                   help=f"prompt template: {', '.join(data.TEMPLATE_NAMES)} (default %(default)s)")  # fmt: skip
+    p.add_argument("--n", type=int, default=256,
+                   help="samples per problem (default %(default)s; the paper: 256 for Qwen2.5-Math-7B, 64 for "
+                   "Qwen3-4B)")  # fmt: skip
+    p.add_argument("--temperature", type=float, default=0.6,
+                   help="sampling temperature, 0: greedy (default %(default)s; the paper: 0.6 for Qwen2.5-Math-7B, "
+                   "0.7 for Qwen3-4B)")  # fmt: skip
+    p.add_argument("--top-p", type=float, default=0.95,
+                   help="nucleus sampling, 1: off (default %(default)s; the paper: 0.95 for Qwen2.5-Math-7B, 0.8 for "
+                   "Qwen3-4B)")  # fmt: skip
+    p.add_argument("--top-k", type=int, default=-1,
+                   help="top-k sampling, -1: off (default %(default)s; the paper: 20 for Qwen3-4B)")  # fmt: skip
+    p.add_argument("--max-tokens", type=int, default=4096,
+                   help="new tokens per sample at most (default %(default)s, the paper's for Qwen2.5-Math-7B)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0,
+                   help="sampling seed; each problem's seed is derived from it and the problem's name, so a resumed run "
+                   "draws the same samples (default %(default)s)")  # fmt: skip
     p.add_argument("--ks", default=None, help="comma-separated integers 1 <= k <= n for pass@k, in any order; "
                    "duplicates are dropped (default 1, 2, 4, ..., n)")  # fmt: skip
-    p.add_argument(
-        "--max-problems", type=int, default=None, help="evaluate only the first N >= 1 problems of each dataset"
-    )
+    p.add_argument("--max-problems", type=int, default=None,
+                   help="evaluate only the first N >= 1 problems of each dataset (default: all)")  # fmt: skip
     p.add_argument("--backend", choices=("auto", "vllm", "hf"), default="auto",
-                   help="vllm (GPU) or hf (transformers, CPU-sized models); auto: vllm when CUDA is available")  # fmt: skip
-    p.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm backend")
-    p.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vllm backend")
+                   help="vllm (GPU; needs vLLM) or hf (transformers, CPU-sized models); auto: vllm when CUDA is "
+                   "available, else hf (default %(default)s)")  # fmt: skip
+    p.add_argument("--tensor-parallel-size", type=int, default=1,
+                   help="vllm backend: GPUs per model (default %(default)s)")  # fmt: skip
+    p.add_argument("--gpu-memory-utilization", type=float, default=0.9,
+                   help="vllm backend: the share of each GPU's memory vLLM may take (default %(default)s)")  # fmt: skip
     p.add_argument("--enforce-eager", action="store_true",
-                   help="vllm backend: no CUDA graphs or torch.compile (faster start; vLLM's CPU build needs it)")  # fmt: skip
-    p.add_argument("--batch-size", type=int, default=16, help="hf backend: sequences generated at once")
-    p.add_argument("--out", required=True, type=Path, help="output folder (resumed if it holds the same run)")
+                   help="vllm backend: no CUDA graphs or torch.compile (faster start; vLLM's CPU build needs it) "
+                   "(default: off)")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=16,
+                   help="hf backend: sequences generated at once (default %(default)s)")  # fmt: skip
+    p.add_argument("--out", required=True, type=Path,
+                   help="output folder, resumed if it holds the same run (required)")  # fmt: skip
     return p
 
 
@@ -171,11 +199,23 @@ def _backend_name(requested: str) -> str:
     return "vllm" if torch.cuda.is_available() else "hf"
 
 
+def _require_vllm(parser: argparse.ArgumentParser, requested: str) -> None:
+    """The vllm backend where vLLM is not installed: a usage error naming the install line (exit 2)."""
+    from openrlhf_nsr.generation import VLLM_INSTALL, vllm_installed
+
+    if not vllm_installed():
+        chosen = "vllm" if requested == "vllm" else "auto chose vllm (CUDA is available)"
+        parser.error(f"argument --backend: {chosen}, but vLLM is not installed for {sys.executable}: install it with "
+                     f"{VLLM_INSTALL}, or use --backend hf (transformers, CPU-sized models)")  # fmt: skip
+
+
 def run(argv: Optional[List[str]] = None) -> int:
     parser = run_parser()
     args = parser.parse_args(argv)
     ks = _validate(parser, args)
     backend_name = _backend_name(args.backend)
+    if backend_name == "vllm":
+        _require_vllm(parser, args.backend)
     config = {
         "model": args.model,
         "datasets": args.datasets.split(","),
@@ -452,15 +492,24 @@ def passk_figure(runs: Dict[str, dict], paper: Optional[dict] = None):
     return fig
 
 
+COMPARE_DESCRIPTION = (
+    "Compare finished evaluations: their pass@k per dataset side by side (with --paper, the paper's methods and "
+    "each run minus the paper method it names, docs/paper.md §4), and one figure of their pass@k curves."
+)
+
+
 def compare(argv: List[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m openrlhf_nsr.eval compare", description="Compare evaluated runs.")
-    p.add_argument("runs", nargs="+", type=Path, help="output folders of python -m openrlhf_nsr.eval")
-    p.add_argument("--labels", default=None, help="comma-separated labels (default: folder names); a label that "
-                   "names a paper method (base, grpo, ppo, psr, nsr, w-reinforce; case, '-' and '_' ignored: the recipes' "
-                   "run names match) is diffed against it")  # fmt: skip
-    p.add_argument("--paper", default=None, help=f"add the paper's numbers: {', '.join(PAPER_MODELS)}")
+    p = argparse.ArgumentParser(prog="python -m openrlhf_nsr.eval compare", description=COMPARE_DESCRIPTION)
+    p.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR",
+                   help="the --out folder of a finished python -m openrlhf_nsr.eval run (required, one or more)")  # fmt: skip
+    p.add_argument("--labels", default=None, help="comma-separated, one per RUN_DIR; a label that names a paper "
+                   "method (base, grpo, ppo, psr, nsr, w-reinforce; case, '-' and '_' ignored: the recipes' run names "
+                   "match) is diffed against it (default: the folder names)")  # fmt: skip
+    p.add_argument("--paper", default=None,
+                   help=f"add the paper's numbers of this model: {', '.join(PAPER_MODELS)} (default: none)")  # fmt: skip
     p.add_argument("--paper-file", type=Path, default=PAPER_FILE, help=argparse.SUPPRESS)
-    p.add_argument("--out", type=Path, default=Path("compare_passk.png"), help="overlay plot (PNG)")
+    p.add_argument("--out", type=Path, default=Path("compare_passk.png"),
+                   help="the overlay plot, an image file: .png, .pdf, .svg, ... (default %(default)s)")  # fmt: skip
     args = p.parse_args(argv)
     if args.paper is not None and args.paper not in PAPER_MODELS:
         p.error(f"argument --paper: invalid value {args.paper!r}: choose one of {', '.join(PAPER_MODELS)}")
@@ -472,25 +521,25 @@ def compare(argv: List[str]) -> int:
         p.error(f"argument --labels: invalid value {args.labels!r}: an empty label")
     if len(set(labels)) != len(labels):
         twice = sorted({label for label in labels if labels.count(label) > 1})
-        p.error(f"{'argument --labels' if args.labels is not None else 'runs'}: the label(s) {', '.join(twice)} name more "
+        p.error(f"{'argument --labels' if args.labels is not None else 'argument RUN_DIR'}: the label(s) {', '.join(twice)} name more "
                 "than one run" + ("" if args.labels is not None else " (folder names): give --labels"))  # fmt: skip
     _check_plot_path(p, args.out)
     runs = {}
     for label, folder in zip(labels, args.runs):
         if not folder.is_dir():
-            p.error(f"argument runs: {folder} {'is not a folder' if folder.exists() else 'does not exist'}: "
+            p.error(f"argument RUN_DIR: {folder} {'is not a folder' if folder.exists() else 'does not exist'}: "
                     "give the --out folder of a python -m openrlhf_nsr.eval run")  # fmt: skip
         metrics_file = folder / "metrics.json"
         if not metrics_file.exists():
             p.error(
-                f"argument runs: {folder} has no metrics.json: is it the --out of a finished python -m openrlhf_nsr.eval run?"
+                f"argument RUN_DIR: {folder} has no metrics.json: is it the --out of a finished python -m openrlhf_nsr.eval run?"
             )
         try:
             metrics = json.loads(metrics_file.read_text())
             if not isinstance(metrics, dict) or not isinstance(metrics.get("datasets"), dict):
                 raise ValueError("no 'datasets' table")
         except (OSError, ValueError) as err:
-            p.error(f"argument runs: {metrics_file} is not the metrics.json of an evaluation ({err})")
+            p.error(f"argument RUN_DIR: {metrics_file} is not the metrics.json of an evaluation ({err})")
         runs[label] = metrics
     try:
         paper = load_paper(args.paper, args.paper_file) if args.paper else None

@@ -14,6 +14,16 @@ from typing import List, NamedTuple, Optional
 
 import torch
 
+from openrlhf_nsr import gpu_imports
+from openrlhf_nsr.openrlhf_contract import INSTALL_OPENRLHF
+
+VLLM_INSTALL = f"{INSTALL_OPENRLHF} (on a machine with CUDA)"
+
+
+def vllm_installed() -> bool:
+    """Whether vLLM is installed for this Python (gpu_imports' test: importlib finds it)."""
+    return "vllm" not in gpu_imports.missing()
+
 
 @dataclass(frozen=True)
 class SamplingConfig:
@@ -105,9 +115,7 @@ class VLLMBackend:
         try:
             from vllm import LLM
         except ImportError as err:
-            from openrlhf_nsr.openrlhf_contract import INSTALL_OPENRLHF
-
-            raise RuntimeError(f"the vllm backend needs vLLM (a GPU install): {INSTALL_OPENRLHF}") from err
+            raise RuntimeError(f"the vllm backend needs vLLM: install it with {VLLM_INSTALL}") from err
         self.llm = LLM(
             model=model,
             tensor_parallel_size=tensor_parallel_size,

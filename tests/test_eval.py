@@ -150,6 +150,18 @@ def test_a_dataset_file_that_cannot_be_used_is_a_usage_error_before_anything_is_
     assert not out.exists()
 
 
+def test_auto_picks_vllm_where_cuda_is_and_says_when_vllm_is_missing(tmp_path, capsys, monkeypatch):
+    import torch
+
+    from openrlhf_nsr import generation
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(generation, "vllm_installed", lambda: False)
+    err = usage_error(["--model", "m", "--datasets", MATH, "--out", str(tmp_path / "out")], capsys)
+    assert "argument --backend: auto chose vllm (CUDA is available), but vLLM is not installed" in err
+    assert "pip install 'openrlhf[vllm]==" in err and not (tmp_path / "out").exists()
+
+
 def test_out_must_be_a_folder(tiny_model, tmp_path, capsys):
     args = ["--model", str(tiny_model), "--datasets", MATH, "--n", "2"]
     out = tmp_path / "a_file"
@@ -210,9 +222,9 @@ def test_compare_refuses_bad_arguments_with_the_reason(tmp_path, capsys):
     (tmp_path / "a_file").write_text("")
     plot = ["--out", str(tmp_path / "plot.png")]
     cases = [
-        ([str(tmp_path / "empty")], "argument runs: " + str(tmp_path / "empty") + " has no metrics.json"),
-        ([str(tmp_path / "missing")], f"argument runs: {tmp_path / 'missing'} does not exist"),
-        ([str(tmp_path / "a_file")], f"argument runs: {tmp_path / 'a_file'} is not a folder"),
+        ([str(tmp_path / "empty")], "argument RUN_DIR: " + str(tmp_path / "empty") + " has no metrics.json"),
+        ([str(tmp_path / "missing")], f"argument RUN_DIR: {tmp_path / 'missing'} does not exist"),
+        ([str(tmp_path / "a_file")], f"argument RUN_DIR: {tmp_path / 'a_file'} is not a folder"),
         ([str(tmp_path / "broken")], "metrics.json is not the metrics.json of an evaluation"),
         ([base, "--labels", "a,b"], "argument --labels: 2 labels ('a,b') for 1 run folder(s)"),
         ([base, base, "--labels", "a"], "argument --labels: 1 labels ('a') for 2 run folder(s)"),
@@ -293,11 +305,15 @@ def test_reproduction_scripts_issue_valid_eval_commands(script, paper, tmp_path)
 
     from conftest import REPO
 
-    env = {"PATH": "/usr/bin:/bin", "DRY_RUN": "1", "OUT_DIR": str(tmp_path / "runs")}
+    root = tmp_path / "ckpts"
+    for run in ("grpo", "ppo", "psr", "nsr", "w_reinforce"):  # every run trained: none skipped
+        (root / paper / run / "final").mkdir(parents=True)
+    env = {"PATH": "/usr/bin:/bin", "DRY_RUN": "1", "OUT_DIR": str(tmp_path / "runs"), "CHECKPOINT_ROOT": str(root)}
     out = subprocess.run(
         ["bash", str(REPO / "benchmarks" / script)], capture_output=True, text=True, env=env, timeout=60
     )
     assert out.returncode == 0, out.stderr
+    assert "skip" not in out.stdout + out.stderr
     commands = [shlex.split(line) for line in out.stdout.splitlines()]
     evals = [c[c.index("-m") + 2 :] for c in commands if c[c.index("-m") + 2] != "compare"]
     assert len(evals) == {"qwen2.5-math-7b": 6, "qwen3-4b": 5}[paper]

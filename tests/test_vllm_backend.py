@@ -6,15 +6,39 @@ training tokenizes them (``add_special_tokens=False``), never the prompt string.
 """
 
 import json
+import os
+import subprocess
 import sys
 
 import pytest
-from conftest import HERE
+from conftest import GPU_STUBS, HERE, PAPER_DATA
 
 sys.path.insert(0, str(HERE / "e2e"))
 import tiny_task  # noqa: E402
 
 BOS = "<|im_start|>"
+
+
+def test_without_vllm_the_vllm_backend_is_a_usage_error_with_the_install_line(tmp_path):
+    """A machine without vLLM (tests/without_gpu_packages hides the CPU build): exit 2 before any data or
+    model is loaded, one error line naming vLLM and the line that installs it, no traceback, nothing written."""
+    from openrlhf_nsr.openrlhf_contract import INSTALL_OPENRLHF
+
+    env = dict(os.environ)
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(GPU_STUBS)]
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE / "without_gpu_packages")] + paths)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "openrlhf_nsr.eval", "--backend", "vllm", "--model", "Qwen/Qwen2.5-Math-7B",
+               "--datasets", f"math={PAPER_DATA / 'math_test.parquet'}", "--out", str(out)]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and not out.exists()
+    errors = [line for line in result.stderr.splitlines() if line.startswith("python -m openrlhf_nsr.eval: error:")]
+    assert errors == [
+        f"python -m openrlhf_nsr.eval: error: argument --backend: vllm, but vLLM is not installed for "
+        f"{sys.executable}: install it with {INSTALL_OPENRLHF} (on a machine with CUDA), or use --backend hf "
+        "(transformers, CPU-sized models)"
+    ]
 
 
 @pytest.fixture(scope="module")
