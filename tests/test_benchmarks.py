@@ -1,6 +1,8 @@
 """The benchmark scripts run as documented (tiny sizes here: their figures are for their own runs)."""
 
+import os
 import re
+import shlex
 import subprocess
 import sys
 
@@ -63,3 +65,41 @@ def test_update_cost_runs_and_removal_puts_exactly_the_kept_samples_through_the_
         assert fwd_m == train_m == total_tokens  # masking: every sample through the model, twice
         assert fwd_r == train_r == kept_tokens  # removal: exactly the kept samples' tokens
         previous = kept_tokens
+
+
+def test_a_dry_run_marks_the_runs_a_real_run_would_skip(tmp_path):
+    """A run is evaluated when its recipe's final model folder exists (recipes/paths.sh: final_model); a dry
+    run prints the others as comments naming the missing folder and the recipe, with no GPU, and compares
+    what a real run would."""
+    root, out = tmp_path / "ckpts", tmp_path / "out"
+    (root / "qwen2.5-math-7b" / "nsr" / "final").mkdir(parents=True)  # trained
+    (root / "qwen2.5-math-7b" / "psr" / "ckpt").mkdir(parents=True)  # started, no final model yet
+    env = {k: v for k, v in os.environ.items() if k not in ("MODEL_BASE", "BACKEND", "EVAL_EXTRA_ARGS", "DATA_DIR")}
+    env.update(DRY_RUN="1", CHECKPOINT_ROOT=str(root), OUT_DIR=str(out), PYTHON=sys.executable)
+    result = subprocess.run(["bash", str(REPO / "benchmarks" / "reproduce_table1.sh")], capture_output=True,
+                            text=True, env=env, timeout=60)  # fmt: skip
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert not out.exists()
+    lines = result.stdout.splitlines()
+    skipped = {line.split()[2].rstrip(":"): line for line in lines if line.startswith("# skip ")}
+    assert sorted(skipped) == ["grpo", "ppo", "psr", "w_reinforce"]
+    final = root / "qwen2.5-math-7b" / "psr" / "final"
+    assert skipped["psr"].startswith(
+        f"# skip psr: no final model at {final} (train it: bash recipes/qwen2.5-math-7b/psr.sh)"
+    )
+    assert "CUDA_VISIBLE_DEVICES" not in skipped["psr"] and f"--out {out}/psr" in skipped["psr"]
+    evaluations = [shlex.split(line) for line in lines if not line.startswith("#") and " compare " not in line]
+    assert [(words[0], words[words.index("--model") + 1]) for words in evaluations] == [
+        ("CUDA_VISIBLE_DEVICES=0", "Qwen/Qwen2.5-Math-7B"),
+        ("CUDA_VISIBLE_DEVICES=1", str(root / "qwen2.5-math-7b" / "nsr" / "final")),
+    ]
+    compare = shlex.split(lines[-1])
+    assert compare[compare.index("compare") + 1 : compare.index("--labels") + 2] == [
+        str(out / "base"), str(out / "nsr"), "--labels", "base,nsr"
+    ]  # fmt: skip
+
+    real = subprocess.run(["bash", str(REPO / "benchmarks" / "reproduce_table1.sh")], capture_output=True, text=True,
+                          env={**env, "DRY_RUN": "0", "PYTHON": "true"}, timeout=60)  # fmt: skip
+    assert real.returncode == 0, real.stderr  # "true" stands in for every evaluation and the comparison
+    assert sorted(line.split()[1].rstrip(":") for line in real.stderr.splitlines()) == sorted(skipped)
+    assert all(f"# {line}; once trained: " in result.stdout for line in real.stderr.splitlines())
