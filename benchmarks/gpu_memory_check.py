@@ -1,7 +1,7 @@
 """Peak memory of one training micro-batch through OpenRLHF's Actor, beside openrlhf_nsr.memory's estimate.
 
     python benchmarks/gpu_memory_check.py --model qwen2.5-math-7b [--tokens 48000] [--layers 2]
-    python benchmarks/gpu_memory_check.py --toy            # CPU-sized (what tests/test_memory.py runs)
+    python benchmarks/gpu_memory_check.py --toy            # CPU-sized (what tests/test_preflight.py runs)
 
 What is measured: the recipes' training step on one GPU, as ``ActorPPOTrainer.training_step``
 runs it: ``Actor.forward`` of one micro-batch of ``--tokens`` tokens (one packed row) with
@@ -203,16 +203,24 @@ def measure(
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", choices=sorted(MODELS), help="a recipe's model (its real vocabulary and widths)")
-    parser.add_argument("--toy", action="store_true", help="a CPU-sized shape instead (vocabulary 16,384, hidden 64)")
+    parser.add_argument("--model", choices=sorted(MODELS),
+                        help="a recipe's model, its real vocabulary and widths (default: none; give --model or "
+                        "--toy)")  # fmt: skip
+    parser.add_argument("--toy", action="store_true",
+                        help="a CPU-sized shape instead, vocabulary 16,384, hidden 64 (default: off)")  # fmt: skip
     parser.add_argument("--tokens", type=int, default=None,
                         help="tokens in the micro-batch (default: the recipe's training budget on 8 GPUs of 80 GB, "
                              "as python -m openrlhf_nsr.memory gives it; --toy: 2048)")  # fmt: skip
-    parser.add_argument("--layers", type=int, default=2, help="decoder layers of the random model (default 2)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+    parser.add_argument("--layers", type=int, default=2,
+                        help="decoder layers of the random model (default %(default)s)")  # fmt: skip
+    parser.add_argument("--device", default=None,
                         help="where to run (default: cuda where there is one, else cpu)")  # fmt: skip
-    parser.add_argument("--require-openrlhf", action="store_true", help="refuse to replicate Actor.forward")
+    parser.add_argument("--require-openrlhf", action="store_true",
+                        help="refuse to replicate Actor.forward where OpenRLHF is not installed (default: off, "
+                        "replicate it)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.device is None:
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if openrlhf_actor() is None:
         if args.require_openrlhf:
             parser.error("OpenRLHF is not installed here (pip install openrlhf==0.11.2 --no-deps)")

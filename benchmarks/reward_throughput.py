@@ -1,7 +1,7 @@
 """Reward grading speed: ours vs plain sequential math-verify, side by side in one run.
 
     .venv/bin/python benchmarks/reward_throughput.py [--problems 400] [--samples 16,32,64]
-        [--workers N (default: the pool's default)] [--data tests/data/paper/math_test.parquet]
+        [--workers N] [--data tests/data/paper/math_test.parquet] [--seed 0]   # --help: each option's default
 
 Workload, built from the MATH test reference solutions (realistic LaTeX) as in pass@k sampling:
 for each problem, ``--samples`` responses drawn from its own solution (correct), the solutions of
@@ -212,19 +212,18 @@ def percentile(values, q):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="MATH test parquet (the paper's data)")
-    parser.add_argument("--problems", type=int, default=400)
-    parser.add_argument(
-        "--samples",
-        default="16,32,64",
-        help="samples per problem, comma-separated (pass@k sampling; the paper: 8 per prompt in training, 64 / 256 "
-        "in evaluation)",
-    )
-    parser.add_argument("--workers", type=int, default=reward.DEFAULT_WORKERS, help="grader worker processes")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                        help="the paper's MATH test parquet (default %(default)s, carried by the repo)")  # fmt: skip
+    parser.add_argument("--problems", type=int, default=400,
+                        help="MATH problems in the workload, drawn at random from --data (default %(default)s)")  # fmt: skip
+    parser.add_argument("--samples", default="16,32,64",
+                        help="samples per problem, comma-separated: one workload each (pass@k sampling; the paper: 8 "
+                        "per prompt in training, 64 / 256 in evaluation) (default %(default)s)")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=reward.DEFAULT_WORKERS,
+                        help="grader worker processes (default %(default)s here: the grader pool's default)")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the workload's random draws (default %(default)s)")  # fmt: skip
     args = parser.parse_args(argv)
     if not args.data.exists():
         parser.error(f"--data {args.data} does not exist: pass the path of the paper's math_test.parquet")

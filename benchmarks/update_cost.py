@@ -503,23 +503,18 @@ def agreement(harness: Harness, kept: set) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
-    parser.add_argument("--repeats", type=int, default=3, help="timed masking / removal pairs per kept fraction")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch intra-op threads. 1 by default: on a machine other jobs share, torch's threads wait at every "
-        "op for the ones descheduled (5-10x slower on 2 busy cores); pass the core count on an idle machine",
-    )
-    parser.add_argument(
-        "--fixed-micro-batches",
-        action="store_true",
-        help="padded micro-batches of a fixed number of samples instead of the recipes' packing and dynamic batching",
-    )
-    parser.add_argument("--smoke", action="store_true", help="tiny model and rollout (tests): checks, not timings")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed masking / removal pairs per kept fraction (default %(default)s)")  # fmt: skip
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads (default %(default)s: on a machine other jobs share, torch's "
+                        "threads wait at every op for the ones descheduled, 5-10x slower on 2 busy cores; pass the "
+                        "core count on an idle machine)")  # fmt: skip
+    parser.add_argument("--fixed-micro-batches", action="store_true",
+                        help="padded micro-batches of a fixed number of samples instead of the recipes' packing and "
+                        "dynamic batching (default: off, the recipes' layout)")  # fmt: skip
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny model and rollout (tests): checks, not timings (default: off)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.threads < 1:
         parser.error("--repeats and --threads must be >= 1")
