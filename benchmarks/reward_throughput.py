@@ -11,7 +11,7 @@ problem, on the same samples:
 
 - baseline: per sample, sequentially, in a fresh process warmed as a fresh worker is: extract the
   last boxed answer, then one math_verify.parse of the gold, one of the answer and one verify
-  (openrlhf_nsr.reward.verify_answer); no cache, no pool. p50 / p99: per sample.
+  (openrlhf_nsr.reward_worker.verify_answer); no cache, no pool. p50 / p99: per sample.
 - math-verify as documented: per sample, sequentially, in a fresh process warmed the same way,
   ``verify(parse(gold), parse(response))`` with math-verify's defaults (LaTeX and expression
   extraction from the whole response, its signal timeouts): what a user would write without
@@ -26,8 +26,8 @@ problem, on the same samples:
 - OpenRLHF: OpenRLHF 0.11.2's own calling pattern (openrlhf/utils/agent.py, SingleTurnAgentExecutor):
   reward.py loaded by path, then for every sample of every prompt at once
   ``asyncio.to_thread(reward_func, [query], [prompt], [label])``, the query being the chat prompt
-  followed by the response and ``<|im_end|>``; its own fresh default pool (``--workers`` workers).
-  p50 / p99: per call, in its thread.
+  followed by the response and ``<|im_end|>``; in a fresh process, with its own default pool
+  (``--workers`` workers). p50 / p99: per call, in its thread.
 - OpenRLHF, no grading: the same calls to a reward function that returns at once: what the
   calling pattern itself costs (asyncio.to_thread per sample), a bound on any reward function's
   ratio under it.
@@ -35,7 +35,7 @@ problem, on the same samples:
 Prints samples/s, the ratio to the baseline, p50 / p99 latency and the verdicts that differ from
 the baseline (0 expected for our graders, timeouts excepted; exit status 1 otherwise), and how
 many distinct (answer, gold) pairs reached a worker (the rest: settled in the caller, by the
-cache or reward.fast_verdict); last, the headline ratios at 32 samples per problem. About 4
+cache or reward_fast.fast_verdict); last, the headline ratios at 32 samples per problem. About 4
 minutes on 2 cores (the two sequential math-verify runs are most of it).
 """
 
@@ -53,8 +53,9 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from openrlhf_nsr import data, reward
-from openrlhf_nsr.reward import WARMUP, GraderPool, grade, grade_batch, last_boxed, verify_answer
+from openrlhf_nsr import data, reward, reward_fast, reward_pool, reward_worker
+from openrlhf_nsr.reward import GraderPool, grade, grade_batch, last_boxed
+from openrlhf_nsr.reward_worker import WARMUP, verify_answer
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "paper" / "math_test.parquet"
 CHAT_PROMPT = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
@@ -79,7 +80,7 @@ def build_workload(path: Path, problems: int, samples: int, seed: int):
 def baseline(path: Path, problems: int, samples: int, seed: int):
     """Plain sequential math-verify: (verdicts, seconds, per-sample latencies).
 
-    Runs in a fresh process warmed like a fresh worker (reward.WARMUP), not one that earlier runs
+    Runs in a fresh process warmed like a fresh worker (reward_worker.WARMUP), not one that earlier runs
     have warmed further.
     """
     for answer, gold in WARMUP:
@@ -121,19 +122,19 @@ def in_fresh_process(function, *args):
 
 def workers_share(path: Path, problems: int, samples: int, seed: int):
     """The work grade_batch leaves to workers, in one process: (seconds, pairs)."""
-    reward.two_stage_latex_parsing()
+    reward_worker.two_stage_latex_parsing()
     for answer, gold in WARMUP:
         verify_answer(answer, gold)
     responses, golds, _ = build_workload(path, problems, samples, seed)
     distinct = [key for key in dict.fromkeys(zip(map(last_boxed, responses), golds)) if key[0] is not None]
-    pending = [key for key in distinct if reward.fast_verdict(*key) is None]
-    parse = functools.lru_cache(maxsize=reward.PARSE_CACHE_SIZE)(reward._parse)
+    pending = [key for key in distinct if reward_fast.fast_verdict(*key) is None]
+    parse = functools.lru_cache(maxsize=reward_worker.PARSE_CACHE_SIZE)(reward_worker._parse)
     facts, pairs, seconds = {}, 0, 0.0
     for answer, gold in (key for task in reward._worker_tasks(pending, 1) for key in task):
         start = time.perf_counter()
         if gold not in facts:
-            facts[gold] = reward.gold_facts(gold, parse)
-        if reward.fast_verdict(answer, gold, facts[gold]) is None:
+            facts[gold] = reward_worker.gold_facts(gold, parse)
+        if reward_fast.fast_verdict(answer, gold, facts[gold]) is None:
             verify_answer(answer, gold, parse)
             pairs += 1
         seconds += time.perf_counter() - start
@@ -166,16 +167,26 @@ def batch(responses, golds, workers):
 
 
 def openrlhf_pattern(responses, golds, prompts, workers):
-    """OpenRLHF's calls, one sample each from its thread pool: ([(correct, timed_out, seconds)], seconds, worker pairs)."""
-    told = os.environ.get("OPENRLHF_NSR_REWARD_WORKERS")
-    os.environ["OPENRLHF_NSR_REWARD_WORKERS"] = str(workers)  # read when the module loads
+    """OpenRLHF's calls, one sample each from its thread pool: ([(correct, timed_out, seconds)], seconds, worker pairs).
+
+    In a fresh process: reward.py loaded by path grades with the process's default pool
+    (openrlhf_nsr.reward_pool), which must be new and have ``workers`` workers.
+    """
+    told = os.environ.get(reward_pool.WORKERS_ENV)
+    os.environ[reward_pool.WORKERS_ENV] = str(workers)  # read when the fresh process imports reward_pool
+    try:
+        return in_fresh_process(_openrlhf_pattern, responses, golds, prompts, workers)
+    finally:
+        if told is None:
+            del os.environ[reward_pool.WORKERS_ENV]
+        else:
+            os.environ[reward_pool.WORKERS_ENV] = told
+
+
+def _openrlhf_pattern(responses, golds, prompts, workers):
     spec = importlib.util.spec_from_file_location("reward_func", reward.__file__)  # as OpenRLHF loads it
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    if told is None:
-        del os.environ["OPENRLHF_NSR_REWARD_WORKERS"]
-    else:
-        os.environ["OPENRLHF_NSR_REWARD_WORKERS"] = told
     warm_up(lambda r, g: module.reward_func(r, [""] * len(r), g), workers)
     warm_requests = module.default_pool().worker_requests
 
@@ -220,7 +231,7 @@ def main(argv=None) -> int:
     parser.add_argument("--samples", default="16,32,64",
                         help="samples per problem, comma-separated: one workload each (pass@k sampling; the paper: 8 "
                         "per prompt in training, 64 / 256 in evaluation) (default %(default)s)")  # fmt: skip
-    parser.add_argument("--workers", type=int, default=reward.DEFAULT_WORKERS,
+    parser.add_argument("--workers", type=int, default=reward_pool.DEFAULT_WORKERS,
                         help="grader worker processes (default %(default)s here: the grader pool's default)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the workload's random draws (default %(default)s)")  # fmt: skip

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-from openrlhf_nsr import reward
+from openrlhf_nsr import reward, reward_pool
 
 SKIP_FLAG = "--data.skip_label_check"
 EXAMPLES = 3  # invalid labels shown in an error
@@ -75,7 +75,9 @@ def check_labels(
         raise ValueError("check_labels: no dataset path given")
     own_pool = pool is None
     if own_pool:  # no process starts until a gold needs one
-        pool = reward.GraderPool(workers=min(CHECK_WORKERS, reward.DEFAULT_WORKERS), timeout=reward.DEFAULT_TIMEOUT)
+        pool = reward.GraderPool(
+            workers=min(CHECK_WORKERS, reward_pool.DEFAULT_WORKERS), timeout=reward_pool.DEFAULT_TIMEOUT
+        )
     try:
         args = (label_key, flag, max_rows, max_invalid_share, seed, split, pool)
         results = [_check_one(spec, *args) for spec in specs]

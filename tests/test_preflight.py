@@ -261,14 +261,14 @@ def test_a_step_of_ungradable_samples_is_a_warning():
 
 
 def test_each_rollout_actors_grader_pool_takes_its_share_of_the_node(monkeypatch):
-    """The wrapper puts the number of rollout actors per node in the Ray job's environment (reward.py reads it)."""
-    from openrlhf_nsr import reward, train_ppo_ray
+    """The wrapper puts the number of rollout actors per node in the Ray job's environment (reward_pool.py reads it)."""
+    from openrlhf_nsr import reward_pool, train_ppo_ray
 
-    monkeypatch.delenv(reward.ACTORS_PER_NODE_ENV, raising=False)
+    monkeypatch.delenv(reward_pool.ACTORS_PER_NODE_ENV, raising=False)
     config = SimpleNamespace(actor=SimpleNamespace(num_nodes=2), vllm=SimpleNamespace(num_engines=8))
     env = train_ppo_ray.with_reward_environment({"worker_process_setup_hook": "x", "env_vars": {"A": "1"}}, config)
-    assert env == {"worker_process_setup_hook": "x", "env_vars": {"A": "1", reward.ACTORS_PER_NODE_ENV: "4"}}
-    told = {"env_vars": {reward.ACTORS_PER_NODE_ENV: "1"}}  # the user's value wins
+    assert env == {"worker_process_setup_hook": "x", "env_vars": {"A": "1", reward_pool.ACTORS_PER_NODE_ENV: "4"}}
+    told = {"env_vars": {reward_pool.ACTORS_PER_NODE_ENV: "1"}}  # the user's value wins
     assert train_ppo_ray.with_reward_environment(told, config) == told
 
 

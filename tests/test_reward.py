@@ -15,7 +15,7 @@ import pytest
 import torch
 from conftest import PAPER_DATA
 
-from openrlhf_nsr import data, reward
+from openrlhf_nsr import data, reward, reward_fast, reward_pool, reward_worker
 from openrlhf_nsr.reward import GraderPool, grade, grade_batch, last_boxed, response_text, reward_func
 
 LIMIT = 2.0  # per-sample wall-clock limit of the test pool
@@ -335,7 +335,7 @@ def test_a_batch_sends_each_gold_to_one_worker():
         verdicts = grade_batch(
             [f"\\boxed{{{a}}}" for g in golds for a in answers], [g for g in golds for _ in answers], pool
         )
-        assert [v.correct for v in verdicts] == [reward.verify_answer(a, g)[0] for g in golds for a in answers]
+        assert [v.correct for v in verdicts] == [reward_worker.verify_answer(a, g)[0] for g in golds for a in answers]
         assert not any(v.timed_out for v in verdicts)
         assert pool.worker_requests == 16
         parsed = [gold for worker in pool._all for gold in worker.golds]
@@ -347,14 +347,14 @@ def test_a_batch_sends_each_gold_to_one_worker():
 
 def test_learning_about_a_gold_is_bounded_in_time():
     start = time.monotonic()
-    facts = reward.gold_facts("\\sin(10^{10^{6}})", time_limit=0.3)  # its value takes sympy minutes
+    facts = reward_worker.gold_facts("\\sin(10^{10^{6}})", time_limit=0.3)  # its value takes sympy minutes
     assert time.monotonic() - start < 0.3 + MARGIN and facts.meaning and facts.kind == ""
-    assert reward.gold_facts("\\frac{\\sqrt{3}}{2}").kind == reward.CONSTANT  # sympy still works
+    assert reward_worker.gold_facts("\\frac{\\sqrt{3}}{2}").kind == reward_fast.CONSTANT  # sympy still works
 
 
 def test_the_default_pool_has_a_worker_per_usable_core_unless_told():
-    code = "from openrlhf_nsr import reward; print(reward.DEFAULT_WORKERS)"
-    env = {k: v for k, v in os.environ.items() if k not in (reward.WORKERS_ENV, reward.ACTORS_PER_NODE_ENV)}
+    code = "from openrlhf_nsr import reward_pool; print(reward_pool.DEFAULT_WORKERS)"
+    env = {k: v for k, v in os.environ.items() if k not in (reward_pool.WORKERS_ENV, reward_pool.ACTORS_PER_NODE_ENV)}
 
     def workers(**extra):
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**env, **extra},
@@ -362,12 +362,12 @@ def test_the_default_pool_has_a_worker_per_usable_core_unless_told():
         return int(result.stdout)
 
     cores = len(os.sched_getaffinity(0))
-    assert workers() == min(reward.MAX_DEFAULT_WORKERS, cores)
-    assert workers(**{reward.WORKERS_ENV: "3"}) == 3
+    assert workers() == min(reward_pool.MAX_DEFAULT_WORKERS, cores)
+    assert workers(**{reward_pool.WORKERS_ENV: "3"}) == 3
     # rollout actors sharing the node share its cores (at least one worker each); an explicit count wins
-    assert workers(**{reward.ACTORS_PER_NODE_ENV: "2"}) == max(1, min(reward.MAX_DEFAULT_WORKERS, cores // 2))
-    assert workers(**{reward.ACTORS_PER_NODE_ENV: str(cores + 5)}) == 1
-    assert workers(**{reward.ACTORS_PER_NODE_ENV: "2", reward.WORKERS_ENV: "5"}) == 5
+    assert workers(**{reward_pool.ACTORS_PER_NODE_ENV: "2"}) == max(1, min(reward_pool.MAX_DEFAULT_WORKERS, cores // 2))
+    assert workers(**{reward_pool.ACTORS_PER_NODE_ENV: str(cores + 5)}) == 1
+    assert workers(**{reward_pool.ACTORS_PER_NODE_ENV: "2", reward_pool.WORKERS_ENV: "5"}) == 5
 
 
 # ── The OpenRLHF contract ──

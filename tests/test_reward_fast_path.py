@@ -1,12 +1,12 @@
 """The reward's fast path gives math-verify's own verdicts: proof on the MATH test set.
 
-Every pair the fast path decides (reward.fast_verdict, in the caller, without a worker) is graded
-by math-verify as the workers grade it (reward.verify_answer) and must get the same verdict, both
-``correct`` and ``gold_invalid``. The pairs: the reference answers of all 5,000 MATH test problems
-(the boxed answer of the solution and the gold target), each against its own gold and the golds
-of two other problems, and model-like variants of them, with the gold facts a worker would
-report. Each kind of variant is applied to every STRIDE-th problem (rotating) and checked against
-its own gold and one other, which keeps the math-verify side to about 70 s on 2 cores.
+Every pair the fast path decides (reward_fast.fast_verdict, in the caller, without a worker) is
+graded by math-verify as the workers grade it (reward_worker.verify_answer) and must get the same
+verdict, both ``correct`` and ``gold_invalid``. The pairs: the reference answers of all 5,000 MATH
+test problems (the boxed answer of the solution and the gold target), each against its own gold
+and the golds of two other problems, and model-like variants of them, with the gold facts a worker
+would report. Each kind of variant is applied to every STRIDE-th problem (rotating) and checked
+against its own gold and one other, which keeps the math-verify side to about 70 s on 2 cores.
 """
 
 import functools
@@ -16,8 +16,10 @@ from fractions import Fraction
 import pytest
 from conftest import PAPER_DATA
 
-from openrlhf_nsr import data, reward
-from openrlhf_nsr.reward import fast_verdict, gold_facts, last_boxed, verify_answer
+from openrlhf_nsr import data, reward, reward_fast, reward_worker
+from openrlhf_nsr.reward import last_boxed
+from openrlhf_nsr.reward_fast import fast_verdict
+from openrlhf_nsr.reward_worker import gold_facts, verify_answer
 
 STRIDE = 4
 UNITS = ["cm", "units", "degrees", "inches", "square units", "dollars", "meters", "feet", "mph", "ways"]
@@ -87,7 +89,7 @@ def math_test():
 
 @pytest.fixture(scope="module")
 def parse():
-    return functools.lru_cache(maxsize=None)(reward._parse)  # as a worker does: each string parsed once
+    return functools.lru_cache(maxsize=None)(reward_worker._parse)  # as a worker does: each string parsed once
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +138,7 @@ def test_the_numbers_the_fast_path_reads_are_the_numbers_math_verify_parses(answ
     strings = set().union(*answers, TRAPS)
     checked = 0
     for text in sorted(strings):
-        number = reward._number(text, assignment=True)
+        number = reward_fast._number(text, assignment=True)
         if number is None:
             continue
         checked += 1
@@ -162,7 +164,7 @@ def test_a_gold_that_parses_to_nothing_or_only_a_string_is_never_decided_as_a_nu
 
 
 def test_two_stage_parsing_gives_latex2sympys_own_parses(math_test):
-    """Workers parse with SLL first, LL on a syntax error (reward.two_stage_latex_parsing): the same parses.
+    """Workers parse with SLL first, LL on a syntax error (reward_worker.two_stage_latex_parsing): the same parses.
 
     Every reference answer of the MATH test set, the traps and every 64th variant of each kind,
     parsed by math-verify with latex2sympy as it ships (LL), then with the two-stage parser.
@@ -180,12 +182,12 @@ def test_two_stage_parsing_gives_latex2sympys_own_parses(math_test):
     strings = sorted(s for s in strings if 0 < len(s) <= reward.MAX_ANSWER_CHARS)
     plain = _Latex2Sympy.create_parser
     assert not getattr(plain, "two_stage", False)
-    shipped = [repr(reward._parse(text)) for text in strings]
+    shipped = [repr(reward_worker._parse(text)) for text in strings]
     parse_latex_cached.cache_clear()  # math-verify's own cache of the last 20 parses
-    assert reward.two_stage_latex_parsing()
+    assert reward_worker.two_stage_latex_parsing()
     try:
         assert _Latex2Sympy.create_parser.two_stage
-        two_stage = [repr(reward._parse(text)) for text in strings]
+        two_stage = [repr(reward_worker._parse(text)) for text in strings]
     finally:
         _Latex2Sympy.create_parser = plain
     differences = [(text, a, b) for text, a, b in zip(strings, shipped, two_stage) if a != b]
