@@ -145,21 +145,27 @@ CONTRACT: List[Need] = [
     Need(ACTOR, "ActorPPOTrainer.training_step", "wrapped: its returned metrics of a micro-batch with no token; "
          "steps where drop mode's dynamic layout says", params=("self", "experience", "kl_ctl", "step", "loss_batch_info"),
          keys=("metrics", "weights", "num_action_tokens", "num_samples", "dynamic_optimizer_step")),
-    # The wrapper CLI (train_ppo_ray.py), which also checks PARSER_DESTS on OpenRLHF's parser
+    # The wrapper CLI (train_ppo_ray.py), which also checks PARSER_FLAGS on OpenRLHF's parser
     Need("openrlhf.utils.config", "hierarchize", "hooked: the resolved config for --dry_run", params=("args",)),
 ]  # fmt: skip
 
-# Flags the wrapper reads or changes on OpenRLHF's parser (argparse dests), checked when it extends it.
-PARSER_DESTS = (
-    "algo.advantage.estimator",
-    "algo.advantage.gamma",
-    "algo.kl.init_coef",
-    "algo.dynamic_filtering_enable",
-    "reward.remote_url",
-    "reward.overlong_buffer_len",
-    "reward.stop_properly_penalty_coef",
-    "rollout.n_samples_per_prompt",
-)
+# Flags of OpenRLHF's parser (argparse dests) the wrapper reads or changes, with OpenRLHF's default and kind:
+# the wrapper checks the command against them before importing OpenRLHF (train_ppo_ray.early_check), and
+# check_parser compares them with the real parser when it extends it.
+PARSER_FLAGS = {
+    "actor.model_name_or_path": (None, "str"),
+    "data.prompt_dataset": (None, "str"),
+    "eval.dataset": (None, "str"),
+    "algo.advantage.estimator": ("gae", "str"),
+    "algo.advantage.gamma": (1.0, "float"),
+    "algo.kl.init_coef": (0.01, "float"),
+    "algo.dynamic_filtering_enable": (False, "flag"),
+    "reward.remote_url": (None, "str"),
+    "reward.overlong_buffer_len": (None, "int"),
+    "reward.stop_properly_penalty_coef": (None, "float"),
+    "rollout.n_samples_per_prompt": (1, "int"),
+    "train.async_enable": (False, "flag"),
+}
 
 
 def _resolve(module, dotted: str):
@@ -213,12 +219,23 @@ def check(module) -> None:
         )
 
 
-def check_parser(dests) -> None:
-    lost = [d for d in PARSER_DESTS if d not in dests]
+def check_parser(actions) -> None:
+    """``actions`` (dest -> argparse action of OpenRLHF's parser) has every flag of PARSER_FLAGS, with its default."""
+    lost = [d for d in PARSER_FLAGS if d not in actions]
     if lost:
         raise ContractError(
             f"OpenRLHF's train_ppo_ray parser has no flag {', '.join('--' + d for d in lost)}, which openrlhf_nsr "
             f"reads: install the supported OpenRLHF {SUPPORTED_OPENRLHF}.x ({INSTALL_OPENRLHF})"
+        )
+    moved = [
+        f"--{d} {actions[d].default!r} (expected {default!r})"
+        for d, (default, _) in PARSER_FLAGS.items()
+        if actions[d].default != default
+    ]
+    if moved:
+        raise ContractError(
+            f"OpenRLHF's train_ppo_ray parser changed defaults openrlhf_nsr relies on: {', '.join(moved)}; install "
+            f"the supported OpenRLHF {SUPPORTED_OPENRLHF}.x ({INSTALL_OPENRLHF})"
         )
 
 

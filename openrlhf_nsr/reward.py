@@ -42,7 +42,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from openrlhf_nsr.reward_fast import _facts_may_decide
-from openrlhf_nsr.reward_pool import ACTORS_PER_NODE_ENV as ACTORS_PER_NODE_ENV  # the training wrapper reads it here
 from openrlhf_nsr.reward_pool import GraderPool, default_pool
 
 # The longest gold answer in the paper's MATH / AIME 2025 / AMC23 sets is 77 characters.

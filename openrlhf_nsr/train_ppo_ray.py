@@ -65,8 +65,17 @@ def extend_parser(parser: argparse.ArgumentParser) -> float:
     )
     estimator.help += (
         "; openrlhf_nsr adds psr (correct samples only, +1), nsr (incorrect only, -1) and w_reinforce "
-        "(+lambda / -1), Zhu et al. 2025 (arXiv 2506.01347)"
+        "(+lambda / -1) of Zhu et al. 2025 (arXiv 2506.01347), and the group objectives maxrl and passk"
     )
+    _add_own_flags(parser)
+    kl_coef = actions[KL_COEF]
+    kl_default = kl_coef.default
+    kl_coef.default = None  # None = "not given"; resolved in finalize_args
+    return kl_default
+
+
+def _add_own_flags(parser: argparse.ArgumentParser) -> None:
+    """The wrapper's flags: every objective's hyperparameters and the plugin's switches."""
     for name, (param, users) in objectives.hyperparameters().items():
         default = "" if param.default is None else f" (default {param.default})"
         parser.add_argument(
@@ -113,10 +122,6 @@ def extend_parser(parser: argparse.ArgumentParser) -> float:
         help="parse and validate the command (OpenRLHF's and openrlhf_nsr's checks), print the resolved "
         "configuration as JSON and exit 0 before Ray starts",
     )
-    kl_coef = actions[KL_COEF]
-    kl_default = kl_coef.default
-    kl_coef.default = None  # None = "not given"; resolved in finalize_args
-    return kl_default
 
 
 def resolve_reward_urls(urls: Optional[str]) -> Optional[str]:
@@ -132,78 +137,110 @@ def resolve_reward_urls(urls: Optional[str]) -> Optional[str]:
     return ",".join(resolve(url) for url in urls.split(","))
 
 
-def finalize_args(parser: argparse.ArgumentParser, args: argparse.Namespace, kl_default: float) -> None:
-    """Validate our flags against the estimator and fill their defaults (flat, dotted namespace)."""
-    try:
-        preflight.check_sources(
-            getattr(args, "actor.model_name_or_path"),
-            [
-                ("--data.prompt_dataset", getattr(args, "data.prompt_dataset")),
-                ("--eval.dataset", getattr(args, "eval.dataset")),
-            ],
-            getattr(args, REMOTE_URL),
-        )
-    except preflight.Refusal as err:
-        parser.error(str(err))
+class UsageError(Exception):
+    """A command the wrapper refuses: one line saying what was wrong and how to fix it (exit 2, no usage dump)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
+def early_check(argv: List[str]) -> None:
+    """The wrapper's own checks on the command as typed, before OpenRLHF (torch, DeepSpeed, Ray, vLLM) is
+    imported: a mistake in our flags is reported in about two seconds instead of ten. OpenRLHF's flags the
+    checks read are taken with OpenRLHF's defaults (openrlhf_contract.PARSER_FLAGS, checked against its parser
+    when the real parse runs); the same checks run again there, on OpenRLHF's parsed arguments."""
+    parser = _Parser(add_help=False, allow_abbrev=False)
+    kinds = {"str": str, "int": int, "float": float}
+    for dest, (default, kind) in openrlhf_contract.PARSER_FLAGS.items():
+        if kind == "flag":
+            parser.add_argument(f"--{dest}", action="store_true", default=default)
+        else:
+            parser.add_argument(f"--{dest}", type=kinds[kind], default=default)
+    _add_own_flags(parser)
+    args, _ = parser.parse_known_args(argv)
+    validate(args)
+
+
+def validate(args: argparse.Namespace) -> dict:
+    """The wrapper's checks on a flat, dotted namespace; the chosen objective's validated hyperparameters.
+    Raises UsageError (or preflight.Refusal) with a one-line message naming the flag and the fix."""
+    preflight.check_sources(
+        getattr(args, "actor.model_name_or_path"),
+        [
+            ("--data.prompt_dataset", getattr(args, "data.prompt_dataset")),
+            ("--eval.dataset", getattr(args, "eval.dataset")),
+        ],
+        getattr(args, REMOTE_URL),
+    )
     if getattr(args, "eval.before_training") and getattr(args, "train.async_enable"):
-        parser.error("--eval.before_training applies to the synchronous trainer: remove it or --train.async_enable")
-    setattr(args, REMOTE_URL, resolve_reward_urls(getattr(args, REMOTE_URL)))
+        raise UsageError("--eval.before_training applies to the synchronous trainer: remove it or --train.async_enable")
     name = getattr(args, ESTIMATOR)
     declared = objectives.hyperparameters()
     given = {key: getattr(args, HYPERPARAMETER_PREFIX + key) for key in declared}
-    if name not in objectives.objective_names():
-        for key, value in given.items():
-            if value is not None:
-                parser.error(
-                    f"--{HYPERPARAMETER_PREFIX}{key} only applies to --{ESTIMATOR} {' / '.join(declared[key][1])}, "
-                    f"not {name}: remove it or change the estimator"
-                )
-        if getattr(args, KL_COEF) is None:
-            setattr(args, KL_COEF, kl_default)
-        return
-
-    own = {param.name for param in objectives.get_objective(name).hyperparameters}
+    own = {param.name for param in objectives.get_objective(name).hyperparameters} if _is_ours(name) else set()
     for key, value in given.items():
         if value is not None and key not in own:
-            parser.error(
+            raise UsageError(
                 f"--{HYPERPARAMETER_PREFIX}{key} only applies to --{ESTIMATOR} {' / '.join(declared[key][1])}, "
                 f"not {name}: remove it or change the estimator"
             )
+    if not _is_ours(name):
+        return {}
     for key in own:  # one flag at a time first, so the message names the flag that is wrong
         try:
             objectives.parse_hyperparameter(declared[key][0], given[key])
         except ValueError as err:
-            parser.error(f"--{HYPERPARAMETER_PREFIX}{key} {given[key]}: {err}")
+            raise UsageError(f"--{HYPERPARAMETER_PREFIX}{key} {given[key]}: {err}") from None
     try:
         values = objectives.resolve_hyperparameters(
             name, {k: v for k, v in given.items() if k in own}, getattr(args, "rollout.n_samples_per_prompt")
         )
     except ValueError as err:
-        parser.error(f"--{ESTIMATOR} {name}: {_as_flags(str(err))}")
-    for key, value in values.items():
-        setattr(args, HYPERPARAMETER_PREFIX + key, value)
+        raise UsageError(f"--{ESTIMATOR} {name}: {_as_flags(str(err))}") from None
     if getattr(args, "algo.dynamic_filtering_enable") and objectives.get_objective(name).groups:
-        parser.error(
+        raise UsageError(
             f"--algo.dynamic_filtering_enable removes the prompts whose samples are all right or all wrong; "
             f"--{ESTIMATOR} {name} gives them advantage 0 and, as its reference code, keeps them in the token-mean: "
             "remove the flag"
         )
     if getattr(args, "algo.dynamic_filtering_enable"):
-        parser.error(
+        raise UsageError(
             f"--algo.dynamic_filtering_enable removes the prompts whose samples are all wrong (what nsr learns "
             f"from) and all right (what psr learns from), which defeats --{ESTIMATOR} {name}: remove the flag"
         )
     if getattr(args, "algo.advantage.gamma") != 1.0:
-        parser.error(f"{name} uses one constant advantage per response: remove --algo.advantage.gamma (or set it to 1)")
+        raise UsageError(
+            f"{name} uses one constant advantage per response: remove --algo.advantage.gamma (or set it to 1)"
+        )
     if (
         getattr(args, "reward.overlong_buffer_len") is not None
         or getattr(args, "reward.stop_properly_penalty_coef") is not None
     ):
-        parser.error(
+        raise UsageError(
             f"{name} maps the verifier's 0/1 score to fixed advantages; the length penalties "
             "(--reward.overlong_buffer_len, --reward.stop_properly_penalty_coef) would change which samples count "
             "as correct: remove them (a truncated response already scores 0, i.e. counts as incorrect)"
         )
+    return values
+
+
+def _is_ours(name: str) -> bool:
+    return name in objectives.objective_names()
+
+
+def finalize_args(args: argparse.Namespace, kl_default: float) -> None:
+    """Validate our flags against the estimator and fill their defaults (flat, dotted namespace)."""
+    values = validate(args)
+    setattr(args, REMOTE_URL, resolve_reward_urls(getattr(args, REMOTE_URL)))
+    for key, value in values.items():
+        setattr(args, HYPERPARAMETER_PREFIX + key, value)
+    name = getattr(args, ESTIMATOR)
+    if not _is_ours(name):
+        if getattr(args, KL_COEF) is None:
+            setattr(args, KL_COEF, kl_default)
+        return
     if drop_mode.ignored_samples_mode(name, values.get("ignored_samples")) == "drop":
         masking = drop_mode.masking_reason(getattr(args, "ds.ring_attn_size"), getattr(args, "ds.tensor_parallel_size"))
         if masking:
@@ -243,13 +280,13 @@ def rollout_actors_per_node(config) -> int:
 
 def with_reward_environment(runtime_env: dict, config) -> dict:
     """``runtime_env`` with the number of rollout actors per node in its env_vars, so that each actor's
-    grader pool takes its share of the node's cores (reward.default_workers); a value the user set wins."""
-    from openrlhf_nsr import reward
+    grader pool takes its share of the node's cores (reward_pool.default_workers); a value the user set wins."""
+    from openrlhf_nsr import reward_pool
 
     runtime_env = dict(runtime_env)
     env_vars = dict(runtime_env.get("env_vars") or {})
-    if reward.ACTORS_PER_NODE_ENV not in env_vars and reward.ACTORS_PER_NODE_ENV not in os.environ:
-        env_vars[reward.ACTORS_PER_NODE_ENV] = str(rollout_actors_per_node(config))
+    if reward_pool.ACTORS_PER_NODE_ENV not in env_vars and reward_pool.ACTORS_PER_NODE_ENV not in os.environ:
+        env_vars[reward_pool.ACTORS_PER_NODE_ENV] = str(rollout_actors_per_node(config))
     runtime_env["env_vars"] = env_vars
     return runtime_env
 
@@ -284,8 +321,10 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        if not {"-h", "--help"} & set(argv):
+            early_check(argv)
         openrlhf_patch.apply()  # version check; also patches this process (harmless for the driver)
-    except RuntimeError as err:
+    except (UsageError, preflight.Refusal, RuntimeError) as err:
         print(f"{LOG_PREFIX} error: {err}", file=sys.stderr)
         return 2
     absent = gpu_imports.missing()
@@ -301,7 +340,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         with gpu_imports.placeholders(absent) if absent else contextlib.nullcontext():
             return _run(argv)
-    except openrlhf_contract.ContractError as err:  # an OpenRLHF that moved a name the adapter uses
+    except (UsageError, preflight.Refusal, openrlhf_contract.ContractError) as err:
+        # a bad command (found again on OpenRLHF's parsed arguments) or an OpenRLHF that moved a name we use
         print(f"{LOG_PREFIX} error: {err}", file=sys.stderr)
         return 2
 
@@ -322,7 +362,7 @@ def _run(argv: List[str]) -> int:
                 return original(self, args, namespace)
             kl_default = extend_parser(self)
             parsed = original(self, args, namespace)
-            finalize_args(self, parsed, kl_default)
+            finalize_args(parsed, kl_default)
             state.dry_run, state.args = parsed.dry_run, parsed
             return parsed
 
@@ -360,9 +400,6 @@ def _run(argv: List[str]) -> int:
             _patched(ray, "init", ray_init_hook),
         ):
             runpy.run_module(OPENRLHF_CLI, run_name="__main__", alter_sys=True)
-    except preflight.Refusal as err:
-        print(f"{LOG_PREFIX} error: {err}", file=sys.stderr)
-        return 2
     except _DryRunDone:
         for line in _describe(state.args):
             print(f"{LOG_PREFIX} {line}")

@@ -136,7 +136,6 @@ PASSK = ["--algo.advantage.estimator", "passk", "--rollout.n_samples_per_prompt"
         (["--algo.advantage.estimator", "gae", "--algo.advantage.ignored_samples", "drop"], "only applies to"),
         (["--algo.advantage.estimator", "nsr", "--algo.advantage.gamma", "0.99"], "constant advantage"),
         (["--algo.advantage.estimator", "psr", "--reward.overlong_buffer_len", "512"], "length penalties"),
-        (["--algo.advantage.estimator", "nrs"], "invalid choice"),
         # passk's k: required, an integer, 1 <= k < n_samples_per_prompt; the message names the flag
         (PASSK[:-1], "passk needs --algo.advantage.passk_k K"),
         (PASSK + ["0"], "--algo.advantage.passk_k 0: must be an integer >= 1, got '0'"),
@@ -156,11 +155,37 @@ PASSK = ["--algo.advantage.estimator", "passk", "--rollout.n_samples_per_prompt"
         (PASSK + ["2", "--algo.dynamic_filtering_enable"], "keeps them in the token-mean"),
     ],
 )
-def test_bad_combinations_are_refused_with_a_reason_and_a_fix(capsys, flags, message):
+def test_bad_combinations_are_refused_in_one_line_with_a_reason_and_a_fix(capsys, flags, message):
+    assert train_ppo_ray.main(BASE + flags + ["--dry_run"]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.startswith("[openrlhf_nsr] error: ") and len(err.strip().splitlines()) == 1, err
+    assert "usage:" not in err  # not OpenRLHF's 160-line usage
+
+
+def test_the_wrappers_checks_run_before_openrlhf_is_imported():
+    """A mistake in our flags is reported without importing OpenRLHF, DeepSpeed or Ray (seconds, not 15)."""
+    script = (
+        "import sys; from openrlhf_nsr import train_ppo_ray; "
+        "code = train_ppo_ray.main(sys.argv[1:]); "
+        "heavy = sorted(m for m in ('openrlhf', 'deepspeed', 'ray', 'vllm', 'transformers') if m in sys.modules); "
+        "print('imported:', heavy); sys.exit(code)"
+    )
+    flags = ["--algo.advantage.estimator", "nsr", "--algo.advantage.w_reinforce_lambda", "0.1", "--dry_run"]
+    result = subprocess.run([sys.executable, "-c", script] + flags, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "imported: []" in result.stdout
+    assert result.stderr.strip().splitlines()[-1] == (  # (torch may warn above it, e.g. about pynvml)
+        "[openrlhf_nsr] error: --algo.advantage.w_reinforce_lambda only applies to --algo.advantage.estimator "
+        "w_reinforce, not nsr: remove it or change the estimator"
+    )
+
+
+def test_an_estimator_neither_openrlhf_nor_we_know_is_openrlhfs_own_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        train_ppo_ray.main(BASE + flags + ["--dry_run"])
+        train_ppo_ray.main(BASE + ["--algo.advantage.estimator", "nrs", "--dry_run"])
     assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
+    assert "invalid choice: 'nrs'" in capsys.readouterr().err
 
 
 def test_a_lambda_schedule_is_parsed_and_shown_by_dry_run(capsys):
@@ -218,11 +243,11 @@ def test_a_new_objectives_hyperparameters_become_validated_flags_with_no_plumbin
         ),
         (["--algo.advantage.w_reinforce_lambda", "0.1"], "only applies to --algo.advantage.estimator w_reinforce"),
     ]:
-        with pytest.raises(SystemExit) as exit_info:
-            train_ppo_ray.main(BASE + est + flags + ["--dry_run"])
-        assert exit_info.value.code == 2 and message in capsys.readouterr().err
-    with pytest.raises(SystemExit):  # and the other estimators refuse it
-        train_ppo_ray.main(BASE + ["--algo.advantage.estimator", "nsr", "--algo.advantage.test_negative_weight", "1"])
+        assert train_ppo_ray.main(BASE + est + flags + ["--dry_run"]) == 2
+        assert message in capsys.readouterr().err
+    # and the other estimators refuse it
+    flags = ["--algo.advantage.estimator", "nsr", "--algo.advantage.test_negative_weight", "1"]
+    assert train_ppo_ray.main(BASE + flags) == 2
     assert f"only applies to --algo.advantage.estimator {scaled_nsr}, not nsr" in capsys.readouterr().err
 
 

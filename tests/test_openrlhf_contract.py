@@ -20,15 +20,37 @@ def test_every_patched_module_is_covered_by_the_contract():
     assert set(openrlhf_patch._PATCHES) <= set(openrlhf_contract.modules())
 
 
-def test_the_parser_has_every_flag_the_wrapper_reads():
+def _openrlhf_parser():
+    """OpenRLHF's own train_ppo_ray parser (built inside its ``__main__`` block), as the wrapper meets it."""
     import argparse
+    import runpy
+    import sys
 
-    parser = argparse.ArgumentParser()
-    for dest in openrlhf_contract.PARSER_DESTS:
-        parser.add_argument("--" + dest)
-    openrlhf_contract.check_parser({a.dest for a in parser._actions})
+    class Built(Exception):
+        pass
+
+    def capture(self, args=None, namespace=None):
+        raise Built(self)
+
+    original, argv = argparse.ArgumentParser.parse_args, sys.argv
+    argparse.ArgumentParser.parse_args, sys.argv = capture, [train_ppo_ray.OPENRLHF_CLI]
+    try:
+        runpy.run_module(train_ppo_ray.OPENRLHF_CLI, run_name="__main__")
+    except Built as built:
+        return built.args[0]
+    finally:
+        argparse.ArgumentParser.parse_args, sys.argv = original, argv
+    raise AssertionError("OpenRLHF's CLI never parsed its arguments")
+
+
+def test_the_parser_has_every_flag_the_wrapper_reads_with_the_default_its_early_check_assumes():
+    actions = {a.dest: a for a in _openrlhf_parser()._actions}
+    openrlhf_contract.check_parser(actions)  # the installed OpenRLHF: every flag, every default as assumed
     with pytest.raises(ContractError, match="--algo.advantage.gamma"):
-        openrlhf_contract.check_parser(set(openrlhf_contract.PARSER_DESTS) - {"algo.advantage.gamma"})
+        openrlhf_contract.check_parser({d: a for d, a in actions.items() if d != "algo.advantage.gamma"})
+    moved = dict(actions, **{"rollout.n_samples_per_prompt": types.SimpleNamespace(default=4)})
+    with pytest.raises(ContractError, match="--rollout.n_samples_per_prompt 4 .expected 1."):
+        openrlhf_contract.check_parser(moved)
 
 
 def _moved(module_name, **changes):
