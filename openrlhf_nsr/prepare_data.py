@@ -3,11 +3,17 @@
     python -m openrlhf_nsr.prepare_data --datasets math_train --template qwen --out data/qwen/train.jsonl
     python -m openrlhf_nsr.prepare_data --datasets math,aime2025,amc23 --template qwen --out data/qwen/eval.jsonl
 
-One row per problem: ``prompt`` (the paper's template applied, paper-spec §2), ``answer`` (the
+One row per problem: ``prompt`` (the paper's template applied, docs/paper.md §2), ``answer`` (the
 gold answer, see openrlhf_nsr/data.py for where it comes from) and ``datasource`` (the dataset
 name, so OpenRLHF reports eval metrics per dataset). Train with ``--data.input_key prompt
 --data.label_key answer`` and no ``--data.input_template`` / ``--data.apply_chat_template``.
 Datasets by name (hub) or NAME=PATH to a local .parquet / .jsonl, as in the evaluation harness.
+
+    python -m openrlhf_nsr.prepare_data --check data/qwen/train.jsonl --template qwen
+
+checks a written file instead (recipes/launch.sh does, for both files of DATA_DIR): its rows have
+``prompt`` and ``answer`` and its prompts carry the template, so that data written for one model's
+template is not trained on with another's. Exit 2 and one line saying what is wrong.
 """
 
 from __future__ import annotations
@@ -20,6 +26,33 @@ from typing import List, Optional
 
 from openrlhf_nsr import data
 
+ROWS_CHECKED = 20  # the first rows of a file --check reads
+
+
+def check_file(path: Path, template: str) -> Optional[str]:
+    """What is wrong with ``path`` as a dataset this module writes for ``template``; None if nothing."""
+    before, after = data.TEMPLATES[template].split("{input}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [line for _, line in zip(range(ROWS_CHECKED), f)]
+    except OSError as err:
+        return f"cannot read it ({err.strerror})"
+    if not lines:
+        return "it is empty"
+    for number, line in enumerate(lines, 1):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            return f"line {number} is not JSON"
+        if not isinstance(row, dict) or not isinstance(row.get("prompt"), str) or "answer" not in row:
+            return f"line {number} has no 'prompt' and 'answer' (not written by python -m openrlhf_nsr.prepare_data)"
+        if not (row["prompt"].startswith(before) and row["prompt"].endswith(after)):
+            written = [n for n, t in data.TEMPLATES.items() if row["prompt"].startswith(t.split("{input}")[0])
+                       and row["prompt"].endswith(t.split("{input}")[1])]  # fmt: skip
+            what = f"the {written[0]} template" if written else "no template of this package"
+            return f"its prompts carry {what}, not {template} (line {number})"
+    return None
+
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m openrlhf_nsr.prepare_data", description=__doc__.split("\n\n")[0])
@@ -29,11 +62,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--label", choices=data.LABEL_SOURCES, default="auto", help="see openrlhf_nsr/data.py")
     parser.add_argument("--keep-ungradable", action="store_true",
                         help="keep problems without a gold answer (the paper trains on them: every sample scores 0)")  # fmt: skip
-    parser.add_argument("--out", required=True, type=Path, help="output .jsonl")
+    parser.add_argument("--out", type=Path, help="output .jsonl (required unless --check)")
+    parser.add_argument("--check", type=Path, metavar="FILE",
+                        help="check FILE (written by this module for --template) instead of writing one")  # fmt: skip
     args = parser.parse_args(argv)
     if args.template not in data.TEMPLATES:
         parser.error(f"unknown template {args.template!r}: choose one of {', '.join(data.TEMPLATES)} "
                      "(the model's own chat template: pass --data.apply_chat_template to OpenRLHF instead)")  # fmt: skip
+    if args.check is not None:
+        wrong = check_file(args.check, args.template)
+        if wrong:
+            print(f"{args.check}: {wrong}", file=sys.stderr)
+            return 2
+        return 0
+    if args.out is None:
+        parser.error("--out FILE is required: where to write the prompts")
     rows, skipped = [], 0
     for spec in args.datasets.split(","):
         try:

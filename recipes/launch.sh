@@ -20,7 +20,8 @@
 # Environment (all optional):
 #   MODEL_PATH      hub id or local path of the starting model (default: the recipe's model)
 #   DATA_DIR        train.jsonl / eval.jsonl written by `python -m openrlhf_nsr.prepare_data`
-#                   (default <repo>/data/<template>; written from the hub on first use if missing)
+#                   (default <repo>/data/<template>; written from the hub on first use if missing;
+#                   both files are checked to hold prompts in the model's template, exit 2 if not)
 #   CHECKPOINT_ROOT root of every run's outputs (default <repo>/checkpoints)
 #   OUTPUT_DIR      this run's folder, holding ckpt/ and final/ (default $CHECKPOINT_ROOT/<model>/<run>);
 #                   the benchmarks will not find a run put elsewhere
@@ -108,7 +109,7 @@ elif [ -z "${TRAIN_TOKENS_PER_GPU:-}" ] || [ -z "${ROLLOUT_TOKENS_PER_GPU:-}" ];
   TRAIN_TOKENS_PER_GPU=${TRAIN_TOKENS_PER_GPU:-$FITTING_TRAIN} ROLLOUT_TOKENS_PER_GPU=${ROLLOUT_TOKENS_PER_GPU:-$FITTING_ROLLOUT}
 fi
 
-# The paper's training setup (paper-spec §2; reference: TianHongZXY/RLVR-Decomposed,
+# The paper's training setup (§N below = docs/paper.md §N, the paper's facts restated; reference: TianHongZXY/RLVR-Decomposed,
 # run_qwen2.5-math-7b_psr_nsr.sh and verl/trainer/config/ppo_trainer.yaml), same for every model.
 PAPER_ARGS=(
   --rollout.batch_size 1024            # §2: 1,024 prompts per rollout batch (data.train_batch_size=1024)
@@ -187,18 +188,29 @@ fi
 # shellcheck disable=SC2206
 ARGS+=(${EXTRA_ARGS:-})
 
-# --- the data: written from the hub where missing (a dry run only says how) ----------------------
+# --- the data: written from the hub where missing (a dry run only says how), then both files checked --
 declare -A PREPARE=([train.jsonl]=math_train [eval.jsonl]=math,aime2025,amc23)
 for file in train.jsonl eval.jsonl; do
   [ -f "$DATA_DIR/$file" ] && continue
   command=("$PYTHON" -m openrlhf_nsr.prepare_data --datasets "${PREPARE[$file]}" --template "$TEMPLATE" --out "$DATA_DIR/$file")
+  offline="offline: set DATA_DIR to a folder holding train.jsonl and eval.jsonl for the $TEMPLATE template, or write $file from local copies (--datasets ${PREPARE[$file]%%,*}=/path/to/file.parquet,...)"
   if [ "${DRY_RUN:-0}" = 1 ]; then
     echo "recipes/launch.sh: DATA_DIR=$DATA_DIR has no $file; a real run writes it from the Hugging Face hub with:" >&2
     echo "  ${command[*]}" >&2
-    echo "(offline: give prepare_data local files, e.g. --datasets math_train=/path/to/train.parquet; or set DATA_DIR)" >&2
+    echo "($offline)" >&2
     exit 2
   fi
-  "${command[@]}" || { echo "recipes/launch.sh: could not write $DATA_DIR/$file (above); set DATA_DIR to a folder holding train.jsonl and eval.jsonl" >&2; exit 2; }
+  if ! why=$("${command[@]}" 2>&1 >/dev/null); then
+    echo "recipes/launch.sh: DATA_DIR=$DATA_DIR has no $file and it could not be written from the hub: ${why##*error: }" >&2
+    echo "($offline)" >&2
+    exit 2
+  fi
+done
+for file in train.jsonl eval.jsonl; do
+  why=$("$PYTHON" -m openrlhf_nsr.prepare_data --check "$DATA_DIR/$file" --template "$TEMPLATE" 2>&1 >/dev/null) || {
+    echo "recipes/launch.sh: DATA_DIR=$DATA_DIR is not data for $MODEL: $why; set DATA_DIR to a folder for the $TEMPLATE template (default $(data_dir "$TEMPLATE"))" >&2
+    exit 2
+  }
 done
 
 # --- launch (DRY_RUN=1: validate, print the estimates and the resolved config, stop) -------------

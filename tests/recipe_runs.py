@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -11,32 +12,39 @@ from typing import Dict, Iterable, Optional
 
 from conftest import REPO
 
+from openrlhf_nsr import data
+
 RECIPES = sorted(p for p in (REPO / "recipes").glob("*/*.sh") if p.parent.name != "objectives" and p.name != "model.sh")
 
 
 MATH_TRAIN_PROMPTS = 7500  # the paper's training set (MATH train): the step count depends on it
 
 
-def prepared_data_dir() -> Path:
-    """A DATA_DIR as recipes/launch.sh reads it, with as many prompts as the paper's train.jsonl (their
-    text is irrelevant to a dry run; labels are real answers) and an eval.jsonl; made once per process."""
-    global _DATA_DIR
-    if _DATA_DIR is None:
-        _DATA_DIR = Path(tempfile.mkdtemp(prefix="openrlhf-nsr-data-"))
+def recipe_template(recipe: Path) -> str:
+    """The prompt template of a recipe's model (TEMPLATE= in recipes/<model>/model.sh)."""
+    return re.search(r"^TEMPLATE=(\S+)", (recipe.parent / "model.sh").read_text(), re.M).group(1)
+
+
+def prepared_data_dir(template: str = "qwen") -> Path:
+    """A DATA_DIR as recipes/launch.sh reads it for ``template``, with as many prompts as the paper's
+    train.jsonl (short problems in the template: a dry run reads only their count and the template;
+    labels are real answers) and an eval.jsonl; made once per process and template."""
+    if template not in _DATA_DIRS:
+        folder = _DATA_DIRS[template] = Path(tempfile.mkdtemp(prefix=f"openrlhf-nsr-data-{template}-"))
         for name, rows in (("train.jsonl", MATH_TRAIN_PROMPTS), ("eval.jsonl", 40)):
-            with open(_DATA_DIR / name, "w") as handle:
+            with open(folder / name, "w") as handle:
                 for i in range(rows):
-                    handle.write(
-                        json.dumps({"prompt": f"What is {i} + 1?", "answer": f"\\frac{{{i + 1}}}{{1}}"}) + "\n"
-                    )
-    return _DATA_DIR
+                    prompt = data.apply_template(template, f"What is {i} + 1?")
+                    handle.write(json.dumps({"prompt": prompt, "answer": f"\\frac{{{i + 1}}}{{1}}"}) + "\n")
+    return _DATA_DIRS[template]
 
 
-_DATA_DIR: Optional[Path] = None
+_DATA_DIRS: Dict[str, Path] = {}
 
 
 def _dry_run_process(recipe: Path, cwd: Optional[Path], env: dict) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "DRY_RUN": "1", "PYTHON": sys.executable, "DATA_DIR": str(prepared_data_dir()), **env}
+    data_dir = str(prepared_data_dir(recipe_template(recipe)))
+    environment = {**os.environ, "DRY_RUN": "1", "PYTHON": sys.executable, "DATA_DIR": data_dir, **env}
     environment = {k: v for k, v in environment.items() if v is not None}  # VAR=None: unset
     return subprocess.run(["bash", str(recipe)], capture_output=True, text=True, env=environment, cwd=cwd, timeout=300)
 

@@ -74,7 +74,7 @@ def default_data_dirs():
         for name in ("train.jsonl", "eval.jsonl"):
             if not (folder / name).exists():
                 folder.mkdir(parents=True, exist_ok=True)
-                shutil.copy(prepared_data_dir() / name, folder / name)
+                shutil.copy(prepared_data_dir(template) / name, folder / name)
                 made.append(folder / name)
     yield
     for path in made:
@@ -116,8 +116,10 @@ def test_a_benchmark_evaluates_the_folder_each_recipe_writes_its_final_model_to(
         assert flag(recipe_commands[recipe], "--ckpt.output_dir") == evaluations[run][0] == final
         assert evaluations[run][1] == str(REPO / "runs" / script[len("reproduce_") : -len(".sh")] / run)
     # compare gets the run names as labels, and each names one of the paper's methods (w_reinforce: W-REINFORCE)
+    # (a run with no final model yet is a "# skip" line of the dry run, and compare leaves it out)
     labels = flag(compare, "--labels").split(",")
-    assert labels == list(evaluations) and flag(compare, "--paper") == model
+    assert labels == [run for run, (_, _, words) in evaluations.items() if words[0] != "#"]
+    assert flag(compare, "--paper") == model
     paper = evaluation.load_paper(model)
     assert all(evaluation._paper_method(label, paper) for label in labels), (labels, list(paper))
 
@@ -152,7 +154,7 @@ def test_relative_paths_are_taken_against_the_directory_the_user_launches_from(t
     for recipe in RECIPES[:: len(RUN_NAMES)] + [REPO / "recipes" / "qwen3-4b" / "psr.sh"]:
         model, run = recipe.parent.name, recipe.stem
         if not (cwd / "d").exists():
-            shutil.copytree(prepared_data_dir(), cwd / "d")
+            shutil.copytree(prepared_data_dir(TEMPLATES[model]), cwd / "d")
         words = recipe_command(recipe, cwd, print_argv, CHECKPOINT_ROOT="ckpts", DATA_DIR="d")
         assert flag(words, "--ckpt.output_dir") == str(cwd / "ckpts" / model / run / "final")
         assert flag(words, "--data.prompt_dataset") == str(cwd / "d" / "train.jsonl")

@@ -58,7 +58,7 @@ def test_every_model_has_every_run():
 def test_recipe_is_accepted_by_openrlhfs_parser_with_the_papers_settings(recipe):
     config = dry_run(recipe)
     run, adv, kl = recipe.stem, config["algo"]["advantage"], config["algo"]["kl"]
-    # paper §2, for every run
+    # docs/paper.md §2, for every run
     assert config["rollout"]["batch_size"] == 1024 and config["rollout"]["n_samples_per_prompt"] == 8
     assert config["train"]["batch_size"] == 2048 and config["rollout"]["temperature"] == 1.0
     assert config["actor"]["adam"]["lr"] == 1e-6 and config["actor"]["eps_clip"] == 0.2
@@ -264,14 +264,67 @@ def test_a_dry_run_without_the_data_says_how_a_real_run_writes_it(python_recorde
 def test_a_real_run_writes_only_the_data_file_that_is_missing(python_recorder, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
-    shutil.copy(prepared_data_dir() / "train.jsonl", data / "train.jsonl")
+    shutil.copy(prepared_data_dir("qwen3_no_thinking") / "train.jsonl", data / "train.jsonl")
     result = bash([REPO / "recipes" / "qwen3-4b" / "nsr.sh"], python_recorder, tmp_path, DATA_DIR=str(data))
     assert result.returncode == 0, result.stderr
     calls = python_recorder[1].read_text().splitlines()
-    prepared = [call for call in calls if "openrlhf_nsr.prepare_data" in call]
+    prepared = [call for call in calls if "openrlhf_nsr.prepare_data" in call and "--out" in call]
     assert prepared == [f"-m openrlhf_nsr.prepare_data --datasets math,aime2025,amc23 --template qwen3_no_thinking "
                         f"--out {data}/eval.jsonl"]  # fmt: skip
     assert calls[-1].startswith("-m openrlhf_nsr.train_ppo_ray ")
+
+
+def test_data_written_for_another_models_template_is_refused_naming_both(tmp_path):
+    result = subprocess.run(
+        ["bash", str(REPO / "recipes" / "qwen3-4b" / "nsr.sh")], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "DRY_RUN": "1", "PYTHON": sys.executable, "DATA_DIR": str(prepared_data_dir("qwen"))},
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"recipes/launch.sh: DATA_DIR={prepared_data_dir('qwen')} is not data for qwen3-4b: "
+        f"{prepared_data_dir('qwen')}/train.jsonl: its prompts carry the qwen template, not qwen3_no_thinking "
+        f"(line 1); set DATA_DIR to a folder for the qwen3_no_thinking template (default {REPO}/data/qwen3_no_thinking)"
+    )
+
+
+@pytest.mark.parametrize(
+    "rows,wrong",
+    [
+        ([], "it is empty"),
+        (["{not json"], "line 1 is not JSON"),
+        (['{"question": "q", "answer": "1"}'], "line 1 has no 'prompt' and 'answer'"),
+        (['{"prompt": "What is 1 + 1?", "answer": "2"}'], "its prompts carry no template of this package"),
+    ],
+)
+def test_prepare_data_check_says_what_is_wrong_with_a_data_file(tmp_path, rows, wrong):
+    from openrlhf_nsr import prepare_data
+
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(row + "\n" for row in rows))
+    assert prepare_data.check_file(path, "qwen").startswith(wrong)
+    assert prepare_data.check_file(prepared_data_dir("llama") / "train.jsonl", "llama") is None
+
+
+def test_offline_a_real_run_names_data_dir_and_how_to_fill_it(tmp_path):
+    """prepare_data cannot reach the hub: the recipe's message leads with DATA_DIR, then the offline way."""
+    fake = tmp_path / "python"
+    fake.write_text(
+        '#!/bin/sh\necho "usage: python -m openrlhf_nsr.prepare_data [-h] ..." >&2\n'
+        'echo "python -m openrlhf_nsr.prepare_data: error: math_train: cannot download TianHongZXY/MATH" >&2\nexit 2\n'
+    )
+    fake.chmod(0o755)
+    data = tmp_path / "empty"
+    result = subprocess.run(
+        ["bash", str(REPO / "recipes" / "qwen2.5-math-7b" / "nsr.sh")], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHON": str(fake), "DATA_DIR": str(data), "GPU_MEMORY_GB": "0"},
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"recipes/launch.sh: DATA_DIR={data} has no train.jsonl and it could not be written from the hub: "
+        "math_train: cannot download TianHongZXY/MATH",
+        "(offline: set DATA_DIR to a folder holding train.jsonl and eval.jsonl for the qwen template, or write "
+        "train.jsonl from local copies (--datasets math_train=/path/to/file.parquet,...))",
+    ]
 
 
 def test_a_gpu_memory_that_is_not_a_number_is_refused_by_the_recipe(python_recorder, tmp_path):
