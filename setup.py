@@ -34,7 +34,7 @@ setup(
         "tqdm",
     ],
     extras_require={
-        # GPU cluster: OpenRLHF with vLLM (see README "Install on a GPU cluster").
+        # GPU cluster: OpenRLHF with vLLM (see README.md "Train on a GPU cluster").
         "openrlhf": [f"openrlhf[vllm]=={TESTED_OPENRLHF}"],
         "test": ["pytest>=8", "ruff==0.14.*"],
     },

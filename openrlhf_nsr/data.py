@@ -1,4 +1,4 @@
-"""The paper's datasets and prompt templates (paper-spec §2, §3).
+"""The paper's datasets and prompt templates (docs/paper.md §2, §3).
 
 Datasets are named (``math``, ``aime2025``, ``amc23``, ``math500``, ``math_train``) and loaded
 from their Hugging Face hub id, or from a local parquet / jsonl file given as ``name=path`` (or a
@@ -24,15 +24,15 @@ from openrlhf_nsr.reward import last_boxed
 
 # name -> (hub id, split)
 HUB_DATASETS: Dict[str, Tuple[str, str]] = {
-    "math": ("TianHongZXY/MATH", "test"),  # the full 5,000-problem MATH test set (paper §3)
+    "math": ("TianHongZXY/MATH", "test"),  # the full 5,000-problem MATH test set (docs/paper.md §3)
     "aime2025": ("TianHongZXY/AIME2025", "test"),
     "amc23": ("TianHongZXY/amc23", "test"),
     "math500": ("HuggingFaceH4/MATH-500", "test"),
-    "math_train": ("TianHongZXY/MATH", "train"),  # 7,500 training problems (paper §2)
+    "math_train": ("TianHongZXY/MATH", "train"),  # 7,500 training problems (docs/paper.md §2)
 }
 
 _INSTRUCTION = "\nPlease reason step by step, and put your final answer within \\boxed{}."
-# Raw prompt strings of the paper's reference code (paper-spec §2); {input} = the problem.
+# Raw prompt strings of the paper's reference code (docs/paper.md §2); {input} = the problem.
 TEMPLATES: Dict[str, str] = {
     "qwen": "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{input}"
     + _INSTRUCTION

@@ -16,7 +16,7 @@ models) and differ little between seeds. Then, from the seed's base, one RL run 
 - ``grpo``: the group-normalised baseline, (r - mean) / (std + 1e-6) over each prompt's samples;
 - ``w_reinforce_sched``, ``w_reinforce_adaptive`` (opt-in: select them with ``--runs``):
   W-REINFORCE whose lambda moves over training, the paper's advice "punish first, reward later"
-  and "watch diversity" (§5-6) made concrete with schedules.py: a ``Schedule`` over the RL steps
+  and "watch diversity" (docs/paper.md §5) made concrete with schedules.py: a ``Schedule`` over the RL steps
   (``--lam-schedule``; by default lambda 0 for the first third of the steps, brought up linearly to
   ``--lam`` over the second third, ``--lam`` after), or the ``EntropyLambdaController``
   (``--lam-target``, upper bound ``--lam``), fed each step the entropy this module records for the
@@ -76,7 +76,7 @@ GROUP_RUNS = ("maxrl", "passk")
 RUNS = (*PAPER_RUNS, "reinforce", "w_reinforce_sched", "w_reinforce_adaptive", *GROUP_RUNS)
 # The runs that are W-REINFORCE (lambda * PSR + NSR); lambda_source gives their lambda per step.
 LAMBDA_RUNS = ("w_reinforce", "reinforce", "w_reinforce_sched", "w_reinforce_adaptive")
-CLIP = 0.2  # paper §2
+CLIP = 0.2  # docs/paper.md §2
 # OpenRLHF's PolicyLoss clamps log(pi / pi_old) to +-20 before exp (ratio finite, no overflow).
 LOG_RATIO_CLAMP = 20.0
 TRAIN_PROBLEMS = 2000  # the training pool (pretraining and RL prompts), fewer if the task has fewer
@@ -179,7 +179,7 @@ class Config:
 def default_schedule(steps: int, lam: float) -> str:
     """w_reinforce_sched's default schedule: lambda 0 through step steps/3, up linearly to ``lam`` by step 2 steps/3.
 
-    Chosen by argument, not tuned: the paper's "punish first, reward later" (§6) in equal thirds:
+    Chosen by argument, not tuned: the paper's "punish first, reward later" (docs/paper.md §5) in equal thirds:
     positive samples brought in gradually (in stages, not at once), and the run ends as the paper's
     W-REINFORCE for as many steps as it began without positive reinforcement.
     """
@@ -339,7 +339,7 @@ def lambda_source(run: str, config: Config) -> Optional[Callable[[int, float], f
     """
     values = {
         "w_reinforce": {"w_reinforce_lambda": config.lam},
-        "reinforce": {"w_reinforce_lambda": 1.0},  # REINFORCE is W-REINFORCE at lambda 1 (paper §4)
+        "reinforce": {"w_reinforce_lambda": 1.0},  # REINFORCE is W-REINFORCE at lambda 1 (docs/paper.md §1)
         "w_reinforce_sched": {"w_reinforce_lambda": config.lam_schedule or str(config.schedule().canonical())},
         # The controller's start (0: NSR first) and gain (1): its defaults, as on the OpenRLHF path.
         "w_reinforce_adaptive": {"w_reinforce_lambda": config.lam, "lambda_controller": "entropy",
@@ -359,7 +359,7 @@ def advantages_for(run: str, correct: torch.Tensor, config: Config, n: int, lam:
     """
     if (lam is None) != (run not in LAMBDA_RUNS):
         raise ValueError(f"{run} {'needs' if lam is None else 'takes no'} lambda, got {lam}")
-    if run == "grpo":  # the group-normalised baseline (paper §2): every sample counts
+    if run == "grpo":  # the group-normalised baseline (docs/paper.md §2): every sample counts
         rewards = correct.float().view(-1, n)
         adv = (rewards - rewards.mean(1, keepdim=True)) / (rewards.std(1, keepdim=True) + 1e-6)
         adv = adv.flatten()
@@ -427,7 +427,7 @@ def train_run(run: str, policy, train_problems, config: Config, grade) -> Dict[s
             )
             optimizer.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)  # paper §2: grad clip 1.0
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)  # docs/paper.md §2: grad clip 1.0
             optimizer.step()
         history["weight_change"].append(weight_distance(policy, start))
     return history
@@ -604,7 +604,7 @@ def paired_table(per_seed: Dict[int, dict], runs) -> Dict[str, Dict[str, paired.
     return table
 
 
-# The paper's claims (paper §3-4, Figure 2-4), each a test on one interval of the paired table:
+# The paper's claims (docs/paper.md §4; the paper's Figures 2-4), each a test on one interval of the paired table:
 # (claim, contrast, column, test, line). Tolerances are stated in the claim's text.
 CLAIM_TOLERANCE = 0.01  # pass@64 "kept": at most 1 point below the base model's
 CLOSE_TO_GRPO = 0.03  # pass@1 "close to GRPO's": within 3 points

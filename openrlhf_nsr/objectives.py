@@ -58,7 +58,7 @@ import torch
 from openrlhf_nsr.schedules import EntropyLambdaController, Schedule
 
 CORRECT_THRESHOLD = 0.5
-DEFAULT_LAMBDA = 0.1  # paper §4: W-REINFORCE uses lambda = 0.1
+DEFAULT_LAMBDA = 0.1  # docs/paper.md §1: W-REINFORCE uses lambda = 0.1
 IGNORED_SAMPLES_MODES = ("drop", "zero")
 DEFAULT_IGNORED_SAMPLES = "drop"
 LAMBDA_CONTROLLERS = ("none", "entropy")

@@ -1,6 +1,6 @@
 """Step-dependent hyperparameters: piecewise-linear schedules and the entropy-driven lambda.
 
-The paper's practical advice (Zhu et al. 2025, §5-6): punish first, reward later, and watch the
+The paper's practical advice (Zhu et al. 2025; docs/paper.md §5): punish first, reward later, and watch the
 diversity of the rollouts to decide when positive reinforcement can come in. Two tools for
 W-REINFORCE's lambda (the weight of the positive samples):
 

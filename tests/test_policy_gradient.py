@@ -1,7 +1,7 @@
 """The update OpenRLHF's own PolicyLoss computes from our advantages equals the paper's.
 
 drop mode: the gradient of one optimiser step equals the token-mean gradient of a batch from
-which the samples that carry no gradient were REMOVED (paper-spec §1). zero mode: the same batch
+which the samples that carry no gradient were REMOVED (docs/paper.md §1). zero mode: the same batch
 with those samples kept at advantage 0 (diluted denominator).
 """
 
@@ -156,7 +156,7 @@ def test_a_step_where_no_sample_carries_gradient_is_a_zero_update_not_nan(policy
 
 
 def test_nsr_logit_gradient_has_the_one_minus_pi_form():
-    """paper-spec §1: with A = -1, d(-loss)/dz_y = -(1 - pi_y) for the sampled token y and
+    """docs/paper.md §1: with A = -1, d(-loss)/dz_y = -(1 - pi_y) for the sampled token y and
     +pi_v for every other token v: a confident token barely moves, the others gain in
     proportion to their probability. Checked through OpenRLHF's own PolicyLoss."""
     from openrlhf_nsr.objectives import compute_advantages

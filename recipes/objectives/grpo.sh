@@ -1,4 +1,4 @@
-# GRPO baseline (paper §2): (r - group mean) / group std over the 8 samples, KL loss (k3) 1e-3.
+# GRPO baseline (docs/paper.md §2): (r - group mean) / group std over the 8 samples, KL loss (k3) 1e-3.
 [[ "${BASH_SOURCE[0]}" != "$0" ]] || { echo "recipes/objectives/grpo.sh is a settings file; run: bash recipes/<model>/grpo.sh (e.g. bash recipes/qwen2.5-math-7b/grpo.sh)" >&2; exit 2; }
 RUN_ARGS=(
   --algo.advantage.estimator group_norm  # §2: group normalisation. OpenRLHF divides by (std + 1e-9), the paper by (std + 1e-6)

@@ -3,5 +3,5 @@
 [[ "${BASH_SOURCE[0]}" != "$0" ]] || { echo "recipes/objectives/maxrl.sh is a settings file; run: bash recipes/<model>/maxrl.sh (e.g. bash recipes/qwen2.5-math-7b/maxrl.sh)" >&2; exit 2; }
 RUN_ARGS=(
   --algo.advantage.estimator maxrl  # the advantage of tajwarfahim/maxrl verl/trainer/ppo/core_algos.py; every sample in the token-mean
-  --algo.kl.init_coef 0             # chosen here, not MaxRL's: no KL, as the paper's objectives (arXiv 2506.01347 §2), a like-for-like comparison
+  --algo.kl.init_coef 0             # chosen here, not MaxRL's: no KL, as the paper's objectives (docs/paper.md §2), a like-for-like comparison
 )

@@ -1,4 +1,4 @@
-# PPO baseline (paper §2): GAE with a critic, whitened advantages, in-reward KL 1e-3.
+# PPO baseline (docs/paper.md §2): GAE with a critic, whitened advantages, in-reward KL 1e-3.
 [[ "${BASH_SOURCE[0]}" != "$0" ]] || { echo "recipes/objectives/ppo.sh is a settings file; run: bash recipes/<model>/ppo.sh (e.g. bash recipes/qwen2.5-math-7b/ppo.sh)" >&2; exit 2; }
 RUN_ARGS=(
   --algo.advantage.estimator gae         # §2: GAE; OpenRLHF whitens its advantages (mean and std), as the paper

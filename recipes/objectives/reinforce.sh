@@ -1,4 +1,4 @@
-# REINFORCE with +1 / -1 rewards, no baseline: W-REINFORCE with lambda = 1 (paper §1, lambda ablation).
+# REINFORCE with +1 / -1 rewards, no baseline: W-REINFORCE with lambda = 1 (docs/paper.md §1; the lambda ablation, §4).
 [[ "${BASH_SOURCE[0]}" != "$0" ]] || { echo "recipes/objectives/reinforce.sh is a settings file; run: bash recipes/<model>/reinforce.sh (e.g. bash recipes/qwen2.5-math-7b/reinforce.sh)" >&2; exit 2; }
 RUN_ARGS=(
   --algo.advantage.estimator w_reinforce

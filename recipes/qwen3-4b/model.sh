@@ -1,8 +1,8 @@
-# Qwen3-4B in non-thinking mode (paper §2): 32k context, the qwen3_no_thinking template.
+# Qwen3-4B in non-thinking mode (docs/paper.md §2): 32k context, the qwen3_no_thinking template.
 # Reference: run_qwen3-4b_*.sh
 [[ "${BASH_SOURCE[0]}" != "$0" ]] || { echo "recipes/qwen3-4b/model.sh is a settings file; run: bash recipes/qwen3-4b/<run>.sh (<run>: psr nsr w_reinforce reinforce grpo ppo maxrl passk)" >&2; exit 2; }
 MODEL_DEFAULT=Qwen/Qwen3-4B
-TEMPLATE=qwen3_no_thinking     # paper-spec §2 (prompt_template_type=qwen3_no_thinking)
+TEMPLATE=qwen3_no_thinking     # §2 (prompt_template_type=qwen3_no_thinking)
 VLLM_TP=2                      # reference: rollout.tensor_model_parallel_size=2
 MODEL_ARGS=(
   --data.max_len 32768         # §2: prompt 1,024 + response 31,744 (max_response_length=31744)
