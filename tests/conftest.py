@@ -27,3 +27,35 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "e2e: OpenRLHF's real training loop on CPU (tests/e2e, about 25 minutes); -m 'not e2e' skips"
     )
+
+
+# Where the time of a session went: the e2e tests (their first one makes the runs) and the rest, which is
+# what `pytest -m "not e2e"` takes; printed at the end of every session that ran tests.
+_SPENT = {"e2e": 0.0, "other": 0.0}
+
+
+def pytest_runtest_logreport(report):
+    _SPENT["e2e" if "e2e" in report.keywords else "other"] += report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    if any(_SPENT.values()):
+        what = {"e2e": "e2e tests ({} min; the runs are made in the first one's setup)",
+                "other": "the other tests ({} min, what -m 'not e2e' runs)"}  # fmt: skip
+        spent = [what[kind].format(f"{seconds / 60:.1f}") for kind, seconds in _SPENT.items() if seconds]
+        terminalreporter.write_line("time spent: " + ", ".join(spent))
+
+
+def terminal_lines(config):
+    """A function that writes a line on the terminal now, past pytest's output capture (progress of a
+    long fixture); the first line starts on a line of its own."""
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    started = []
+
+    def say(line: str) -> None:
+        with capture.global_and_fixture_disabled():
+            terminal.write(("" if started else "\n") + line + "\n")
+        started.append(True)
+
+    return say

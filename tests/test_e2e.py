@@ -1,6 +1,6 @@
 """OpenRLHF 0.11.2's real training loop with the plugin, end to end on CPU (tests/e2e/harness.py).
 
-The runs are made once per session (about 24 minutes on 2 cores; ``-m "not e2e"`` leaves them
+The runs are made once per session (about 25 minutes on 2 cores, each printed by name as it starts and ends; ``-m "not e2e"`` leaves them
 out) and every assertion reads what they left: exit codes, OpenRLHF's tensorboard logs, the
 saved models, the vLLM engine's record of its weights and requests, evaluation outputs.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import HERE
+from conftest import HERE, terminal_lines
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(HERE / "e2e"))
@@ -34,12 +34,13 @@ REMOVAL_RUNS = [n for n, r in RUNS.items() if r.estimator in ("psr", "nsr") and 
 
 
 @pytest.fixture(scope="session")
-def summary(tmp_path_factory):
+def summary(tmp_path_factory, pytestconfig):
     done = os.environ.get("OPENRLHF_NSR_E2E_SUMMARY")  # re-check a finished `make e2e` without running it
     if done:
         return json.loads(Path(done).read_text())
     out = tmp_path_factory.mktemp("e2e")
-    result = harness.run_all(out)
+    # each run by name as it starts and ends, on the terminal (pytest would show nothing for 25 minutes)
+    result = harness.run_all(out, say=terminal_lines(pytestconfig))
     assert json.loads((out / "summary.json").read_text()) == result
     return result
 

@@ -36,7 +36,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -443,16 +443,20 @@ def clear_stale_build_locks(max_age_s: float = 900) -> None:
             lock.unlink(missing_ok=True)
 
 
-def run_all(out: Path, names: Optional[List[str]] = None, evaluate_run: Optional[str] = EVALUATED_RUN) -> dict:
+def run_all(
+    out: Path,
+    names: Optional[List[str]] = None,
+    evaluate_run: Optional[str] = EVALUATED_RUN,
+    say: Callable[[str], None] = lambda line: print(line, flush=True),
+) -> dict:
+    """Every run (or those in ``names``) under ``out``; ``say`` gets a line as each run starts and ends."""
     sys.path.insert(0, str(HERE))
     import tiny_task
 
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     if not tiny_task.is_built(CACHE / "tiny-task"):
-        print(
-            "[e2e] building the tiny model and its data (once, about 2 minutes; cached in runs/cache) ...", flush=True
-        )
+        say("[e2e] building the tiny model and its data (once, about 2 minutes; cached in runs/cache) ...")
     task = tiny_task.build(CACHE / "tiny-task")
     clear_stale_build_locks()
     checkpoints = out / "checkpoints"
@@ -463,19 +467,19 @@ def run_all(out: Path, names: Optional[List[str]] = None, evaluate_run: Optional
         "checkpoint_root": str(checkpoints),
         "runs": [],
     }
-    for run in selected:
-        print(f"[e2e] {run.name}: training (recipes/{RECIPE_MODEL}/{run.recipe}.sh, {run.actor_ranks} actor "
-              f"rank(s){', async' if run.async_ else ''}) ...", flush=True)  # fmt: skip
+    for number, run in enumerate(selected, 1):
+        say(f"[e2e] {number}/{len(selected)} {run.name}: training (recipes/{RECIPE_MODEL}/{run.recipe}.sh, "
+            f"{run.actor_ranks} actor rank(s){', async' if run.async_ else ''}) ...")  # fmt: skip
         result = train(run, task, out, checkpoints)
         if run.name == evaluate_run and result["returncode"] == 0:
-            print(f"[e2e] {run.name}: evaluating the final model ...", flush=True)
+            say(f"[e2e] {run.name}: evaluating the final model ...")
             result["eval"] = evaluate(result, task, out, checkpoints)
             result["eval_dir"] = result["eval"]["dirs"]["hf"]
         summary["runs"].append(result)
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
-        print(f"[e2e] {run.name}: exit {result['returncode']} in {result['wall_s']} s", flush=True)
-    print(format_table(summary))
-    print("(-: a built-in estimator; the plugin adds its rollout diagnostics to psr / nsr / w_reinforce runs)")
+        say(f"[e2e] {number}/{len(selected)} {run.name}: exit {result['returncode']} in {result['wall_s']} s")
+    say(format_table(summary))
+    say("(-: a built-in estimator; the plugin adds its rollout diagnostics to the plugin's objectives)")
     return summary
 
 
