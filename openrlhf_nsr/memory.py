@@ -167,8 +167,12 @@ def main(argv=None) -> int:
         "that fit the GPU's memory by the estimate of recipes/README.md ('Memory per GPU'), at most the reference's "
         "48000 / 64000 (what recipes/launch.sh sets). 0 when not even one token fits.",
     )
-    parser.add_argument("--model", required=True, help="local model folder (its config.json) or a recipe's hub id")
-    parser.add_argument("--gpus", type=int, required=True, help="GPUs the actor's ZeRO-3 states are split over")
+    parser.add_argument(
+        "--model", required=True, help="local model folder (its config.json) or a recipe's hub id (required)"
+    )
+    parser.add_argument(
+        "--gpus", type=int, required=True, help="GPUs the actor's ZeRO-3 states are split over (required)"
+    )
     parser.add_argument("--gpu-memory-gb", type=float, default=80.0, help="memory of one GPU in GB of 10^9 bytes "
                         "(default 80)")  # fmt: skip
     args = parser.parse_args(argv)

@@ -884,7 +884,8 @@ def parse_args(argv: Optional[List[str]] = None) -> Tuple[Config, List[int], Pat
     d = Config()
     p.add_argument("--out", type=Path, default=Path("runs/mini"), help="report folder (default runs/mini)")
     p.add_argument("--smoke", action="store_true",
-                   help="tiny sizes, easier sums, one seed: checks the pipeline in seconds, judges no claim")  # fmt: skip
+                   help="tiny sizes, easier sums, one seed: checks the pipeline in seconds, judges no claim "
+                        "(default: off)")  # fmt: skip
     p.add_argument("--seeds", default=None,
                    help=f"comma-separated seeds, or FIRST-LAST (default {DEFAULT_SEEDS}; --smoke: 0)")  # fmt: skip
     p.add_argument("--jobs", type=int, default=None,
@@ -908,13 +909,13 @@ def parse_args(argv: Optional[List[str]] = None) -> Tuple[Config, List[int], Pat
                    help="w_reinforce_adaptive: keep the rollout entropy above this fraction of its first-step "
                         f"value, in (0, 1] (default {d.lam_target:g})")  # fmt: skip
     ignoring = " / ".join(objectives.sample_ignoring_objectives())
-    p.add_argument("--ignored-samples", default=None, help=f"{ignoring} runs only: drop (default) or zero")
+    p.add_argument("--ignored-samples", default=None, help=f"{ignoring} runs only: drop or zero (default drop)")
     p.add_argument("--passk-k", type=int, default=None,
                    help=f"passk run only: the k of the pass@k it trains for, 1 <= k < --samples (default {d.passk_k})")  # fmt: skip
     for name in INT_OPTIONS:
         value = getattr(d, name)
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=None,
-                       help=f"default {value}" + (f" (--smoke: {SMOKE[name]})" if name in SMOKE else ""))  # fmt: skip
+                       help=f"(default {value}" + (f"; --smoke: {SMOKE[name]})" if name in SMOKE else ")"))  # fmt: skip
     args = p.parse_args(argv)
     seeds = parse_seeds(p, args.seeds if args.seeds is not None else "0" if args.smoke else DEFAULT_SEEDS)
     if args.jobs is None:

@@ -58,13 +58,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m openrlhf_nsr.prepare_data", description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default="math_train",
                         help=f"comma-separated: {', '.join(data.HUB_DATASETS)} or NAME=PATH (default math_train)")  # fmt: skip
-    parser.add_argument("--template", default="qwen", help=f"one of {', '.join(t for t in data.TEMPLATES)}")
-    parser.add_argument("--label", choices=data.LABEL_SOURCES, default="auto", help="see openrlhf_nsr/data.py")
+    parser.add_argument(
+        "--template", default="qwen", help=f"the prompt template: {', '.join(data.TEMPLATES)} (default qwen)"
+    )
+    parser.add_argument("--label", choices=data.LABEL_SOURCES, default="auto",
+                        help="where gold answers come from, see openrlhf_nsr/data.py (default auto)")  # fmt: skip
     parser.add_argument("--keep-ungradable", action="store_true",
-                        help="keep problems without a gold answer (the paper trains on them: every sample scores 0)")  # fmt: skip
-    parser.add_argument("--out", type=Path, help="output .jsonl (required unless --check)")
+                        help="keep problems without a gold answer (default: skip them; the paper trains on them, "
+                             "every sample scoring 0)")  # fmt: skip
+    parser.add_argument("--out", type=Path, help="output .jsonl (required, unless --check)")
     parser.add_argument("--check", type=Path, metavar="FILE",
-                        help="check FILE (written by this module for --template) instead of writing one")  # fmt: skip
+                        help="check FILE (written by this module for --template) instead of writing one (default: write)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.template not in data.TEMPLATES:
         parser.error(f"unknown template {args.template!r}: choose one of {', '.join(data.TEMPLATES)} "

@@ -231,4 +231,12 @@ def main() -> None:  # pragma: no cover - runs in the worker subprocess
 
 
 if __name__ == "__main__":
+    import argparse
+
+    argparse.ArgumentParser(  # --help says what this is; the pool starts it with no arguments
+        prog="python -m openrlhf_nsr.reward_worker",
+        description="The math reward's grader worker, started by openrlhf_nsr.reward_pool (not a command to run "
+        "by hand): it prints 'ready', then grades one JSON line [key, answer, gold] of stdin at a time with "
+        "math-verify, one JSON line [key, correct, gold_ok, facts] on stdout each, until stdin closes.",
+    ).parse_args()
     main()

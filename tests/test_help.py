@@ -189,6 +189,18 @@ def test_the_eval_cli_states_each_options_default_and_loads_nothing(subcommand, 
             assert f"(default {default}" in blocks[option], blocks[option]
 
 
+@pytest.mark.parametrize(
+    "module,options", [("prepare_data", 6), ("memory", 3), ("mini", 12), ("reward", 0), ("reward_worker", 0)]
+)
+def test_the_packages_other_commands_state_each_options_default_and_do_nothing(module, options, tmp_path):
+    result, seconds = run_in_empty_dir(
+        [sys.executable, "-m", f"openrlhf_nsr.{module}", "--help"], tmp_path, clean_env(HF_HUB_OFFLINE="1"), 120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith(f"usage: python -m openrlhf_nsr.{module}") and seconds < 60
+    assert_each_default_once(result.stdout, at_least=options)
+
+
 def test_the_citations_name_the_document_the_repo_ships():
     """docs/paper.md's numbered sections, never the "paper-spec" the repo does not carry."""
     files = [p for p in BENCHMARKS.iterdir() if p.suffix in (".sh", ".py", ".md")]

@@ -486,5 +486,5 @@ def test_help_states_each_options_default(capsys):
     out = capsys.readouterr().out
     assert exit.value.code == 0 and "default: None" not in out
     for text in ("(default runs/mini)", "(default 5e-05)", "(default 0-4", "(default psr,nsr,w_reinforce,grpo)",
-                 "(default 0.2)", "(default 4)", "default 120 (--smoke: 4)"):  # fmt: skip
+                 "(default 0.2)", "(default 4)", "(default 120; --smoke: 4)"):  # fmt: skip
         assert text in " ".join(out.split()), text

@@ -14,7 +14,7 @@ import re
 from fractions import Fraction
 
 import pytest
-from conftest import PAPER_DATA
+from conftest import PAPER_DATA, terminal_lines
 
 from openrlhf_nsr import data, reward, reward_fast, reward_worker
 from openrlhf_nsr.reward import last_boxed
@@ -106,7 +106,7 @@ def answers(math_test):
     return per_problem
 
 
-def test_every_pair_the_fast_path_decides_gets_math_verifys_verdict(math_test, answers, parse):
+def test_every_pair_the_fast_path_decides_gets_math_verifys_verdict(math_test, answers, parse, pytestconfig):
     golds = [problem.target.strip() for problem in math_test]
     n = len(golds)
     pairs = {(trap, gold) for trap in TRAPS for gold in TRAPS}
@@ -115,6 +115,8 @@ def test_every_pair_the_fast_path_decides_gets_math_verifys_verdict(math_test, a
         for others, j in ((answers[i], i), (answers[i], (7 * i + 13) % n), (references, (i + 1) % n)):
             if golds[j]:  # an empty gold never reaches the pool
                 pairs.update((answer, golds[j]) for answer in others)
+    say = terminal_lines(pytestconfig)  # the proof takes a minute or more: say so rather than sit on a dot
+    say(f"[fast path proof] {len(pairs)} pairs; math-verify grades each pair the fast path decides (about 70 s) ...")
     facts = {gold: gold_facts(gold, parse) for gold in {gold for _, gold in pairs}}
 
     decided, disagreements = 0, []
