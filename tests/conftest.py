@@ -25,7 +25,7 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "e2e: OpenRLHF's real training loop on CPU (tests/e2e, about 25 minutes); -m 'not e2e' skips"
+        "markers", "e2e: OpenRLHF's real training loop on CPU (tests/e2e, about 30 minutes); -m 'not e2e' skips"
     )
 
 

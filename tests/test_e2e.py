@@ -1,7 +1,7 @@
 """OpenRLHF 0.11.2's real training loop with the plugin, end to end on CPU (tests/e2e/harness.py).
 
-The runs are made once per session (about 25 minutes on 2 cores, each printed by name as it starts and ends; ``-m "not e2e"`` leaves them
-out) and every assertion reads what they left: exit codes, OpenRLHF's tensorboard logs, the
+The runs are made once per session (about 30 minutes on 2 cores, each printed by name as it starts
+and ends; ``-m "not e2e"`` leaves them out) and every assertion reads what they left: exit codes, OpenRLHF's tensorboard logs, the
 saved models, the vLLM engine's record of its weights and requests, evaluation outputs.
 """
 
@@ -39,7 +39,7 @@ def summary(tmp_path_factory, pytestconfig):
     if done:
         return json.loads(Path(done).read_text())
     out = tmp_path_factory.mktemp("e2e")
-    # each run by name as it starts and ends, on the terminal (pytest would show nothing for 25 minutes)
+    # each run by name as it starts and ends, on the terminal (pytest would show nothing for 30 minutes)
     result = harness.run_all(out, say=terminal_lines(pytestconfig))
     assert json.loads((out / "summary.json").read_text()) == result
     return result
