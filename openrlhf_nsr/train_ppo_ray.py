@@ -159,6 +159,10 @@ def early_check(argv: List[str]) -> None:
         else:
             parser.add_argument(f"--{dest}", type=kinds[kind], default=default)
     _add_own_flags(parser)
+    options = {option for action in parser._actions for option in action.option_strings}
+    flags = {word.split("=", 1)[0] for word in argv if word.startswith("--")}
+    if any(flag not in options and any(o.startswith(flag) for o in options) for flag in flags):
+        return  # an abbreviated flag, which OpenRLHF's parser accepts: only the check on its parse can read it
     args, _ = parser.parse_known_args(argv)
     validate(args)
 

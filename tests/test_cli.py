@@ -181,6 +181,17 @@ def test_the_wrappers_checks_run_before_openrlhf_is_imported():
     )
 
 
+def test_an_abbreviated_flag_is_read_as_openrlhfs_parser_reads_it(capsys):
+    """The early check leaves a command with an abbreviated flag to the check on OpenRLHF's parse."""
+    flags = ["--algo.advantage.estim", "w_reinforce", "--algo.advantage.w_reinforce_lambda", "0.3"]
+    config, _ = dry_run(capsys, *flags)
+    assert config["algo"]["advantage"]["w_reinforce_lambda"] == 0.3
+    config, _ = dry_run(capsys, "--algo.advantage.estim=w_reinforce", *flags[2:])
+    assert config["algo"]["advantage"]["w_reinforce_lambda"] == 0.3
+    assert train_ppo_ray.main(BASE + ["--algo.advantage.estim", "nsr", *flags[2:], "--dry_run"]) == 2
+    assert "only applies to --algo.advantage.estimator w_reinforce, not nsr" in capsys.readouterr().err
+
+
 def test_an_estimator_neither_openrlhf_nor_we_know_is_openrlhfs_own_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         train_ppo_ray.main(BASE + ["--algo.advantage.estimator", "nrs", "--dry_run"])
